@@ -1,0 +1,25 @@
+# One command per task. Both bootstrap their own .venv from pyproject.toml.
+PYTHON ?= python3
+VENV   ?= .venv
+DATA   ?= ./data
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+BIN     = $(VENV)/bin
+
+.PHONY: serve test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+serve: $(BIN)/.installed  ## start the server on SQLite with a demo workspace
+	$(BIN)/inbox demo --data-dir $(DATA)
+	$(BIN)/inbox serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
+
+test: $(BIN)/.installed  ## run the test suite
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

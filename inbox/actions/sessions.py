@@ -1,0 +1,139 @@
+"""Login, logout, password changes and session ends, with throttling (SECURITY-CHECKLIST 2-10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auth.passwords import Hasher
+from auth.tokens import new_token, token_hash
+
+from ..api.problems import Problem, too_many, unauthorized
+from ..config import Config
+from ..store import activity
+from ..store import sessions as session_rows
+from ..store import users as user_rows
+from ..store.db import Database, Tx
+from .context import Actor
+
+# One body for "no such user" and "wrong password" (checklist 2): nothing tells them apart.
+BAD_LOGIN = "The email or password is not correct."
+
+
+@dataclass(frozen=True)
+class Login:
+    token: str
+    session_id: int
+    user_id: int
+
+
+def throttle_delay(failures: list[float], *, now: float, limit: int, max_delay: float) -> float:
+    """Seconds to wait before another attempt: 0 below ``limit`` failures in the window, then doubling
+    from one minute per extra failure, capped at ``max_delay``. Pure, so it is tested directly."""
+    if len(failures) < limit:
+        return 0.0
+    delay = min(max_delay, 60.0 * 2 ** (len(failures) - limit))
+    return max(0.0, max(failures) + delay - now)
+
+
+async def _failures(db: Database, key: str, since: float) -> list[float]:
+    return [r[0] for r in await db.fetchall("SELECT at FROM login_failures WHERE key = ? AND at >= ?", (key, since))]
+
+
+async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, password: str, ip: str,
+                   user_agent: str, old_token: str | None) -> Login:
+    now = config.clock()
+    since = now - config.login_window_seconds
+    account_key, ip_key = f"email:{email.lower()}", f"ip:{ip}"
+    # Throttle per account (whatever the source address) and per address (checklist 10).
+    wait = max(
+        throttle_delay(await _failures(db, account_key, since), now=now, limit=config.login_account_limit,
+                       max_delay=config.login_max_delay_seconds),
+        throttle_delay(await _failures(db, ip_key, since), now=now, limit=config.login_ip_limit,
+                       max_delay=config.login_max_delay_seconds),
+    )
+    if wait > 0:
+        await db.write(lambda tx: activity.append(tx, at=now, actor_id=None, ip=ip, type="login.throttled",
+                                                  data={"email": email}))
+        raise too_many("Too many failed sign-in attempts; wait before trying again, or ask an administrator "
+                       "to reset the password.", wait)
+
+    user = await user_rows.get_user_by_email(db, email)
+    ok = await hasher.verify(user["password_hash"] if user else None, password)
+    if not ok or not user["is_active"]:
+        async def fail(tx: Tx) -> None:
+            await tx.executemany("INSERT INTO login_failures (key, at) VALUES (?, ?)",
+                                 [(account_key, now), (ip_key, now)])
+            await tx.execute("DELETE FROM login_failures WHERE at < ?", (since,))
+            await activity.append(tx, at=now, actor_id=user["id"] if user else None, ip=ip, type="login.failed",
+                                  data={"email": email, "reason": "disabled" if ok else "bad credentials"})
+        await db.write(fail)
+        raise unauthorized(BAD_LOGIN)
+
+    new_hash = await hasher.hash(password) if hasher.needs_rehash(user["password_hash"]) else None
+    token = new_token()
+
+    async def succeed(tx: Tx) -> int:
+        if new_hash:  # upgrade old argon2 parameters at login (checklist 1)
+            await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, user["id"]))
+        if old_token:  # a new login rotates the token: the one sent with it stops working (checklist 5)
+            await tx.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash(old_token),))
+        await tx.execute("DELETE FROM login_failures WHERE key = ?", (account_key,))
+        sid = await session_rows.insert_session(tx, user_id=user["id"], token_hash=token_hash(token),
+                                                user_agent=user_agent, ip=ip, now=now)
+        await activity.append(tx, at=now, actor_id=user["id"], ip=ip, type="login.ok", object_type="session",
+                              object_id=sid, data={"user_agent": user_agent[:200]})
+        return sid
+
+    sid = await db.write(succeed)
+    return Login(token, sid, user["id"])
+
+
+async def do_end_sessions(db: Database, actor: Actor, user_id: int, *, session_id: int | None = None,
+                          keep: int | None = None, reason: str) -> list[int]:
+    """End one session, or all of a user's sessions except ``keep``. Returns the ended ids."""
+
+    async def job(tx: Tx) -> list[int]:
+        if session_id is not None:
+            row = await session_rows.get_session(tx, session_id)
+            if row is None or row["user_id"] != user_id:
+                return []
+            await session_rows.delete_session(tx, session_id)
+            ended = [session_id]
+        else:
+            ended = await session_rows.delete_user_sessions(tx, user_id, keep=keep)
+        if ended:
+            await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=reason,
+                                  object_type="user", object_id=user_id, data={"session_ids": ended})
+        return ended
+
+    return await db.write(job)
+
+
+async def do_set_password(db: Database, hasher: Hasher, actor: Actor, user_id: int, new_password: str, *,
+                          reason: str, user_agent: str) -> str | None:
+    """Set a password and end every session of the user (checklist 7).
+
+    When users change their own password, the session that did it is rotated: a fresh token is
+    returned and the old one stops working. An admin reset also clears the login throttle, so a
+    locked account can recover (checklist 10).
+    """
+    encoded = await hasher.hash(new_password)
+    own = actor.user_id == user_id
+    token = new_token() if own else None
+
+    async def job(tx: Tx) -> None:
+        row = await user_rows.get_user(tx, user_id)
+        if row is None:
+            raise Problem(404, "not-found", "Not found", "No user with that id.")
+        await tx.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                         (encoded, actor.now, user_id))
+        ended = await session_rows.delete_user_sessions(tx, user_id)
+        await tx.execute("DELETE FROM login_failures WHERE key = ?", (f"email:{row['email'].lower()}",))
+        if token:
+            await session_rows.insert_session(tx, user_id=user_id, token_hash=token_hash(token),
+                                              user_agent=user_agent, ip=actor.ip, now=actor.now)
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=reason,
+                              object_type="user", object_id=user_id, data={"sessions_ended": len(ended)})
+
+    await db.write(job)
+    return token

@@ -1,0 +1,27 @@
+"""Small helpers shared by handlers: the acting caller, timestamps and the list envelope."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from ..actions.context import Actor
+from ..keys import CONFIG
+from .identity import client_ip
+
+
+def actor(request: web.Request) -> Actor:
+    ident = request.get("identity")
+    return Actor(ident.user_id if ident else None, client_ip(request), request.app[CONFIG].clock())
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def page_of(items: list[Any], *, page: int, limit: int, total: int) -> dict[str, Any]:
+    return {"items": items, "page": page, "limit": limit, "total": total}

@@ -1,0 +1,99 @@
+"""Who is calling: the client address, the session behind a token or cookie, and CSRF checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from auth.network import client_address
+from auth.tokens import csrf_ok, session_expired, token_hash
+
+from ..keys import CONFIG, DB
+from ..store import sessions as session_rows
+from .problems import forbidden, unauthorized
+
+COOKIE = "inbox_session"
+CSRF_COOKIE = "inbox_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: int
+    session_id: int
+    email: str
+    name: str
+    is_admin: bool
+    token: str
+    via_cookie: bool
+
+
+def client_ip(request: web.Request) -> str:
+    cached = request.get("client_ip")
+    if cached is None:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        cached = client_address(peer[0] if peer else None, request.headers.get("X-Forwarded-For"),
+                                request.app[CONFIG].trusted_proxies)
+        request["client_ip"] = cached
+    return cached
+
+
+def identity(request: web.Request) -> Identity:
+    ident = request.get("identity")
+    if ident is None:  # a route declared PUBLIC asked for a caller: a programming error
+        raise unauthorized()
+    return ident
+
+
+def origin_allowed(request: web.Request, origin: str) -> bool:
+    origin = origin.rstrip("/")
+    return origin == f"{request.scheme}://{request.host}" or origin in request.app[CONFIG].allowed_origins
+
+
+def check_cross_site(request: web.Request) -> None:
+    """Refuse browser requests from other sites (SECURITY-CHECKLIST 21)."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise forbidden("Cross-site requests are refused (Sec-Fetch-Site: cross-site).")
+    origin = request.headers.get("Origin")
+    if origin and not origin_allowed(request, origin):
+        raise forbidden(f"Origin {origin!r} is not allowed; add it to INBOX_ALLOWED_ORIGINS.")
+
+
+def presented_token(request: web.Request) -> tuple[str | None, bool]:
+    auth = request.headers.get("Authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("The Authorization header must be 'Bearer <token>'.")
+        return token.strip(), False
+    cookie = request.cookies.get(COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+async def authenticate(request: web.Request) -> Identity:
+    token, via_cookie = presented_token(request)
+    if not token:
+        raise unauthorized()
+    config, db = request.app[CONFIG], request.app[DB]
+    row = await session_rows.session_with_user(db, token_hash(token))
+    if row is None or not row["is_active"]:
+        raise unauthorized("The session has ended or never existed; sign in again.")
+    now = config.clock()
+    expired = session_expired(now=now, created_at=row["session_created_at"], last_seen_at=row["last_seen_at"],
+                              idle_timeout=config.session_idle_seconds,
+                              absolute_timeout=config.session_absolute_seconds)
+    if expired:
+        sid = row["session_id"]
+        await db.write(lambda tx: session_rows.delete_session(tx, sid))
+        raise unauthorized(f"The session expired ({expired} timeout); sign in again.")
+    if via_cookie and request.method not in SAFE_METHODS:
+        check_cross_site(request)
+        if not csrf_ok(token, request.headers.get(CSRF_HEADER)):
+            raise forbidden(f"Cookie-authenticated changes need the {CSRF_HEADER} header "
+                            f"(its value is in the {CSRF_COOKIE} cookie and the login response).")
+    if now - row["last_seen_at"] >= config.session_touch_seconds:
+        sid = row["session_id"]
+        await db.write(lambda tx: session_rows.touch(tx, sid, now))
+    return Identity(row["id"], row["session_id"], row["email"], row["name"], bool(row["is_admin"]), token, via_cookie)

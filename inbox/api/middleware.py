@@ -1,0 +1,60 @@
+"""Two middlewares: one renders every error as problem+json, one enforces each route's access."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+
+from .identity import authenticate
+from .problems import Problem, forbidden
+from .routing import Access, route_of
+
+log = logging.getLogger("inbox.api")
+
+_STATUS_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 400: "bad-request"}
+
+
+def problem_response(request: web.Request, problem: Problem) -> web.Response:
+    headers = {"Cache-Control": "no-store", **problem.headers}
+    return web.Response(body=orjson.dumps(problem.body(request.path)), status=problem.status,
+                        content_type="application/problem+json", headers=headers)
+
+
+@web.middleware
+async def errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except Problem as problem:
+        return problem_response(request, problem)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else None
+        problem = Problem(exc.status, _STATUS_SLUGS.get(exc.status, "http-error"), exc.reason, detail)
+        if exc.status == 405:
+            problem.headers["Allow"] = exc.headers.get("Allow", "")
+        if exc.status == 404:
+            problem = Problem(404, "not-found", "Not found", f"There is no route {request.method} {request.path}.")
+        return problem_response(request, problem)
+    except Exception:
+        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+        return problem_response(request, Problem(500, "internal", "Internal error",
+                                                 "The server failed; the error is logged."))
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def access(request: web.Request, handler) -> web.StreamResponse:
+    route = route_of(request)
+    if route is None or route.access is Access.PUBLIC:
+        return await handler(request)
+    ident = await authenticate(request)
+    request["identity"] = ident
+    if route.access is Access.ADMIN and not ident.is_admin:
+        raise forbidden("Only administrators may do this.")
+    return await handler(request)

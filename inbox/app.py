@@ -1,0 +1,36 @@
+"""The aiohttp application factory. Each resource is opened and closed by a cleanup context."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from auth.passwords import Hasher
+
+from .api import auth_routes, groups_roles_routes, meta_routes, users_routes  # noqa: F401  (register routes)
+from .api.middleware import access, errors
+from .api.routing import registry
+from .config import Config
+from .keys import CONFIG, DB, HASHER
+from .store.db import Database
+
+# Bodies larger than this are refused with 413 before they are read; media uploads get their own limit.
+MAX_JSON_BODY = 1024 * 1024
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[errors, access], client_max_size=MAX_JSON_BODY)
+    app[CONFIG] = config
+    app[HASHER] = Hasher(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_kib)
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        db = Database(config.db_path, synchronous=config.sqlite_synchronous)
+        await db.open()
+        app[DB] = db
+        yield
+        await db.close()
+
+    app.cleanup_ctx.append(database)
+    registry.install(app)
+    return app

@@ -1,0 +1,108 @@
+"""``inbox serve | init | demo``: configuration by flags, then INBOX_* variables, then defaults."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+
+from auth.passwords import Hasher
+
+from . import logs
+from .config import Config
+from .store.db import Database
+
+log = logging.getLogger("inbox")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config.from_env(data_dir=Path(args.data_dir) if args.data_dir else None,
+                           host=getattr(args, "host", None), port=getattr(args, "port", None))
+
+
+async def _with_db(config: Config, fn):
+    db = Database(config.db_path, synchronous=config.sqlite_synchronous)
+    await db.open()
+    try:
+        return await fn(db, Hasher(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_kib))
+    finally:
+        await db.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+
+    config = _config(args)
+    logs.setup(config.log_level)
+    loop = None
+    try:
+        import uvloop  # the faster loop when the platform has it
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        pass
+    log.info("starting", extra={"host": config.host, "port": config.port, "db": str(config.db_path)})
+    web.run_app(create_app(config), host=config.host, port=config.port, loop=loop,
+                access_log_class=logs.AccessLogger, print=None, shutdown_timeout=10)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .workspace import SetupError, init_workspace
+
+    config = _config(args)
+    password = os.environ.get("INBOX_ADMIN_PASSWORD") or getpass.getpass("Password for the first admin: ")
+    try:
+        uid = asyncio.run(_with_db(config, lambda db, h: init_workspace(
+            db, h, config, name=args.workspace, email=args.email, admin_name=args.name, password=password)))
+    except SetupError as exc:
+        print(f"inbox init: {exc}", file=sys.stderr)
+        return 2
+    print(f"Workspace {args.workspace!r} created in {config.data_dir}; administrator {args.email} (user {uid}).")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import load_demo, logins
+
+    config = _config(args)
+    created = asyncio.run(_with_db(config, lambda db, h: load_demo(db, h, config)))
+    print("Demo workspace " + ("created" if created else "already present") + f" in {config.data_dir}.")
+    print("Sign in with:")
+    for email, password, what in logins():
+        print(f"  {email:<22} {password:<18} ({what})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP and websocket server")
+    serve.add_argument("--host", help="address to listen on (INBOX_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (INBOX_PORT, default 8080)")
+    serve.add_argument("--data-dir", help="where the database and media live (INBOX_DATA_DIR, default ./data)")
+    serve.set_defaults(fn=cmd_serve)
+
+    init = sub.add_parser("init", help="create the workspace and its first administrator")
+    init.add_argument("--data-dir")
+    init.add_argument("--workspace", default="Workspace")
+    init.add_argument("--email", required=True)
+    init.add_argument("--name", required=True)
+    init.set_defaults(fn=cmd_init)
+
+    demo = sub.add_parser("demo", help="load a demo workspace (once) and print its logins")
+    demo.add_argument("--data-dir")
+    demo.set_defaults(fn=cmd_demo)
+
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

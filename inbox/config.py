@@ -1,0 +1,86 @@
+"""Configuration: flags override ``INBOX_*`` environment variables, which override the defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(text: str) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # An agent's chat client stays open all day; activity on it (requests, websocket) keeps it alive.
+    session_idle_seconds: float = 12 * 3600
+    session_absolute_seconds: float = 14 * 24 * 3600
+    # last_seen_at is written at most this often per session, so reads do not become writes.
+    session_touch_seconds: float = 60
+    # X-Forwarded-For is honoured only when the TCP peer is one of these (SPEC 3, checklist 24).
+    trusted_proxies: tuple[Network, ...] = ()
+    # Origins allowed to use cookie auth and open websockets; same-origin requests are always allowed.
+    allowed_origins: tuple[str, ...] = ()
+    cookie_secure: bool = False
+    # Login throttling (checklist 10): per account and per address, within a sliding window.
+    login_window_seconds: float = 30 * 60
+    login_account_limit: int = 5
+    login_ip_limit: int = 20
+    login_max_delay_seconds: float = 15 * 60
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19 * 1024
+    sqlite_synchronous: str = "FULL"
+    log_level: str = "INFO"
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "inbox.sqlite3"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
+        environ = dict(os.environ if environ is None else environ)
+        values: dict = {}
+        for f in fields(cls):
+            if f.name == "clock":
+                continue
+            raw = environ.get(f"INBOX_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, kind: str, raw: str):
+    try:
+        if name == "trusted_proxies":
+            return _networks(raw)
+        if name == "allowed_origins":
+            return _origins(raw)
+        if kind == "Path":
+            return Path(raw)
+        if kind == "bool":
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+                raise ValueError("expected true or false")
+            return raw.lower() in {"1", "true", "yes"}
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return raw
+    except ValueError as exc:
+        raise SystemExit(f"INBOX_{name.upper()}={raw!r} is not valid: {exc}") from None

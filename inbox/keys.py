@@ -1,0 +1,14 @@
+"""Typed application state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from auth.passwords import Hasher
+
+from .config import Config
+from .store.db import Database
+
+CONFIG = web.AppKey("config", Config)
+DB = web.AppKey("db", Database)
+HASHER = web.AppKey("hasher", Hasher)
