@@ -9,11 +9,11 @@ from aiohttp import web
 
 from ..actions.context import Actor
 from ..keys import CONFIG
-from .identity import client_ip
+from .identity import IDENTITY, client_ip
 
 
 def actor(request: web.Request) -> Actor:
-    ident = request.get("identity")
+    ident = request.get(IDENTITY)
     return Actor(ident.user_id if ident else None, client_ip(request), request.app[CONFIG].clock())
 
 

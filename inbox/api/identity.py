@@ -30,18 +30,22 @@ class Identity:
     via_cookie: bool
 
 
+IDENTITY = web.RequestKey("identity", Identity)
+CLIENT_IP = web.RequestKey("client_ip", str)
+
+
 def client_ip(request: web.Request) -> str:
-    cached = request.get("client_ip")
+    cached = request.get(CLIENT_IP)
     if cached is None:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         cached = client_address(peer[0] if peer else None, request.headers.get("X-Forwarded-For"),
                                 request.app[CONFIG].trusted_proxies)
-        request["client_ip"] = cached
+        request[CLIENT_IP] = cached
     return cached
 
 
 def identity(request: web.Request) -> Identity:
-    ident = request.get("identity")
+    ident = request.get(IDENTITY)
     if ident is None:  # a route declared PUBLIC asked for a caller: a programming error
         raise unauthorized()
     return ident

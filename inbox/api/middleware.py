@@ -7,7 +7,7 @@ import logging
 import orjson
 from aiohttp import web
 
-from .identity import authenticate
+from .identity import IDENTITY, authenticate
 from .problems import Problem, forbidden
 from .routing import Access, route_of
 
@@ -54,7 +54,7 @@ async def access(request: web.Request, handler) -> web.StreamResponse:
     if route is None or route.access is Access.PUBLIC:
         return await handler(request)
     ident = await authenticate(request)
-    request["identity"] = ident
+    request[IDENTITY] = ident
     if route.access is Access.ADMIN and not ident.is_admin:
         raise forbidden("Only administrators may do this.")
     return await handler(request)
