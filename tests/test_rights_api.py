@@ -1,0 +1,200 @@
+"""Roles, groups and rights over HTTP: clamping on save (rule 1), effective rights and conflicts (rule 2)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+LEVELS = "DMGA"
+SALES = {"leads": {"add": "A", "view": "M", "edit": "M", "delete": "D", "export": "D"}}
+LEAD = {"leads": {"add": "A", "view": "G", "edit": "G", "delete": "G", "export": "G"}, "mail_access": True}
+
+
+def clamp(view, edit, delete, export):
+    edit = LEVELS[min(LEVELS.index(edit), LEVELS.index(view))]
+    return view, edit, LEVELS[min(LEVELS.index(delete), LEVELS.index(edit))], \
+        LEVELS[min(LEVELS.index(export), LEVELS.index(edit))]
+
+
+# Every pair of the chain, each side of it: (view, edit, delete, export) as asked, then as stored.
+CHAIN_CASES = [
+    ("M", "A", "D", "D"),   # edit > view
+    ("A", "M", "G", "D"),   # delete > edit
+    ("A", "M", "D", "A"),   # export > edit
+    ("D", "A", "A", "A"),   # view D drags everything to D
+    ("G", "A", "A", "A"),   # edit clamped by view, then delete and export by the clamped edit
+    ("A", "A", "A", "A"),   # nothing to clamp
+]
+
+
+@pytest.mark.parametrize("asked", CHAIN_CASES)
+async def test_role_rights_are_stored_and_returned_clamped(api, admin, asked):
+    view, edit, delete, export = asked
+    rights = {"leads": {"add": "A", "view": view, "edit": edit, "delete": delete, "export": export},
+              "stage_rights": [{"pipeline_id": 1, "stage_id": 2, "view": view, "edit": edit, "delete": delete}],
+              "tasks": {"edit": edit, "delete": delete}}
+    r = await api.post("/api/v1/roles", {"name": "R", "rights": rights}, who=admin)
+    assert r.status == 201
+    expected = dict(zip(("view", "edit", "delete", "export"), clamp(*asked)))
+    assert {k: r.body["rights"]["leads"][k] for k in expected} == expected
+    stage = r.body["rights"]["stage_rights"][0]
+    assert (stage["view"], stage["edit"], stage["delete"]) == clamp(view, edit, delete, "D")[:3]
+    task_delete = LEVELS[min(LEVELS.index(delete), LEVELS.index(edit))]
+    assert r.body["rights"]["tasks"] == {"edit": edit, "delete": task_delete}
+    stored = await api.get(f"/api/v1/roles/{r.body['id']}", who=admin)
+    assert stored.body == r.body
+
+
+async def test_every_level_combination_is_clamped_on_user_rights(api, admin):
+    bob = await api.add_user(admin, "Bob")
+    combos = list(itertools.product(LEVELS, repeat=4))
+    for view, edit, delete, export in combos[::7]:  # a spread of the 256, each one request
+        rights = {"contacts": {"view": view, "edit": edit, "delete": delete, "export": export}}
+        r = await api.patch(f"/api/v1/users/{bob.user_id}", {"rights": rights}, who=admin)
+        assert r.status == 200
+        got = r.body["rights"]["contacts"]
+        assert (got["view"], got["edit"], got["delete"], got["export"]) == clamp(view, edit, delete, export)
+
+
+@pytest.mark.parametrize("rights,path", [
+    ({"leads": {"view": "X"}}, "rights.leads.view"),
+    ({"leads": {"add": "M"}}, "rights.leads.add"),
+    ({"leads": {"bogus": "A"}}, "rights.leads.bogus"),
+    ({"deals": {}}, "rights.deals"),
+    ({"mail_access": "yes"}, "rights.mail_access"),
+    ({"pipeline_access": {"first": True}}, "rights.pipeline_access"),
+    ({"stage_rights": [{"pipeline_id": 1, "stage_id": 1, "view": "Z"}]}, "rights.stage_rights.0.view"),
+    ({"field_rights": [{"entity": "leads", "field_id": 7, "access": "write"}]}, "rights.field_rights.0.access"),
+    ({"tasks": {"view": "A"}}, "rights.tasks.view"),
+])
+async def test_bad_rights_are_refused_with_the_offending_path(api, admin, rights, path):
+    r = await api.post("/api/v1/roles", {"name": "Bad", "rights": rights}, who=admin)
+    assert r.status == 422 and r.content_type == "application/problem+json"
+    assert path in [e["path"] for e in r.body["errors"]], r.body
+    assert await api.rows("SELECT count(*) FROM roles") == [(0,)]
+
+
+async def test_role_and_own_rights_are_exclusive(api, admin):
+    role = (await api.post("/api/v1/roles", {"name": "Sales", "rights": SALES}, who=admin)).body
+    bob = await api.add_user(admin, "Bob", rights=LEAD)
+    r = await api.patch(f"/api/v1/users/{bob.user_id}", {"role_id": role["id"]}, who=admin)
+    assert r.status == 200 and r.body["role_id"] == role["id"] and r.body["rights"] is None
+    r = await api.patch(f"/api/v1/users/{bob.user_id}", {"rights": SALES}, who=admin)
+    assert r.status == 200 and r.body["role_id"] is None and r.body["rights"]["leads"]["view"] == "M"
+    r = await api.patch(f"/api/v1/users/{bob.user_id}", {"rights": SALES, "role_id": role["id"]}, who=admin)
+    assert r.status == 422
+    assert (await api.patch(f"/api/v1/users/{bob.user_id}", {"role_id": 999}, who=admin)).status == 422
+
+
+async def test_effective_rights_take_the_maximum_over_own_and_group_roles(api, admin):
+    sales = (await api.post("/api/v1/roles", {"name": "Sales", "rights": SALES}, who=admin)).body
+    lead = (await api.post("/api/v1/roles", {"name": "Lead", "rights": LEAD}, who=admin)).body
+    bob = await api.add_user(admin, "Bob", role_id=sales["id"])
+    r = await api.get(f"/api/v1/users/{bob.user_id}/rights", who=admin)
+    assert r.body["rights"]["leads"]["view"] == "M" and r.body["conflicts"] == []
+    assert [s["kind"] for s in r.body["sources"]] == ["role"]
+
+    group = await api.post("/api/v1/groups", {"name": "Team", "role_id": lead["id"], "user_ids": [bob.user_id]},
+                           who=admin)
+    assert group.status == 201 and group.body["user_ids"] == [bob.user_id]
+    r = await api.get(f"/api/v1/users/{bob.user_id}/rights", who=admin)
+    assert r.status == 200
+    assert r.body["rights"]["leads"] == {"add": "A", "view": "G", "edit": "G", "delete": "G", "export": "G"}
+    assert r.body["rights"]["mail_access"] is True
+    assert {s["kind"] for s in r.body["sources"]} == {"role", "group_role"}
+    conflicts = {c["path"]: c for c in r.body["conflicts"]}
+    assert set(conflicts) == {"leads.view", "leads.edit", "leads.delete", "leads.export", "mail_access"}
+    assert conflicts["leads.view"]["effective"] == "G"
+    assert sorted(v["value"] for v in conflicts["leads.view"]["values"]) == ["G", "M"]
+    # Bob sees the same effective rights in his own account (next request, no re-login).
+    me = await api.get("/api/v1/account", who=bob)
+    assert me.body["effective_rights"]["leads"]["view"] == "G"
+    # The effective-rights endpoint is for admins only.
+    assert (await api.get(f"/api/v1/users/{bob.user_id}/rights", who=bob)).status == 403
+
+
+async def test_rights_changes_apply_on_the_next_request(api, admin):
+    role = (await api.post("/api/v1/roles", {"name": "Sales", "rights": SALES}, who=admin)).body
+    bob = await api.add_user(admin, "Bob", role_id=role["id"])
+    r = await api.patch(f"/api/v1/roles/{role['id']}", {"rights": LEAD}, who=admin)
+    assert r.status == 200 and r.body["rights"]["leads"]["view"] == "G"
+    assert (await api.get("/api/v1/account", who=bob)).body["effective_rights"]["leads"]["view"] == "G"
+    group = (await api.post("/api/v1/groups", {"name": "T", "user_ids": [bob.user_id]}, who=admin)).body
+    full = {"contacts": {"add": "A", "view": "A", "edit": "A", "delete": "A", "export": "A"}}
+    other = (await api.post("/api/v1/roles", {"name": "Full contacts", "rights": full}, who=admin)).body
+    r = await api.patch(f"/api/v1/groups/{group['id']}", {"role_id": other["id"]}, who=admin)
+    assert r.status == 200 and r.body["role_id"] == other["id"]
+    assert (await api.get("/api/v1/account", who=bob)).body["effective_rights"]["contacts"]["delete"] == "A"
+    r = await api.patch(f"/api/v1/groups/{group['id']}", {"user_ids": []}, who=admin)
+    assert r.body["user_ids"] == []
+    assert (await api.get("/api/v1/account", who=bob)).body["effective_rights"]["contacts"]["delete"] == "D"
+
+
+async def test_groups_crud_and_membership_from_both_sides(api, admin):
+    bob = await api.add_user(admin, "Bob")
+    g1 = (await api.post("/api/v1/groups", {"name": "Sales"}, who=admin)).body
+    g2 = (await api.post("/api/v1/groups", {"name": "Support"}, who=admin)).body
+    r = await api.patch(f"/api/v1/users/{bob.user_id}", {"group_ids": [g1["id"], g2["id"]]}, who=admin)
+    assert r.body["group_ids"] == [g1["id"], g2["id"]]  # a user may be in several groups
+    listed = (await api.get("/api/v1/groups", who=bob)).body["items"]
+    assert [(g["name"], g["user_ids"]) for g in listed] == [("Sales", [bob.user_id]), ("Support", [bob.user_id])]
+    assert (await api.get(f"/api/v1/groups/{g1['id']}", who=bob)).body["name"] == "Sales"
+    assert (await api.post("/api/v1/groups", {"name": "sales"}, who=admin)).status == 409
+    assert (await api.patch(f"/api/v1/groups/{g2['id']}", {"name": "SALES"}, who=admin)).status == 409
+    assert (await api.post("/api/v1/groups", {"name": "X", "user_ids": [999]}, who=admin)).status == 422
+    assert (await api.post("/api/v1/groups", {"name": "Y"}, who=bob)).status == 403
+    assert (await api.delete(f"/api/v1/groups/{g1['id']}", who=bob)).status == 403
+    assert (await api.delete(f"/api/v1/groups/{g1['id']}", who=admin)).status == 204
+    assert (await api.get(f"/api/v1/groups/{g1['id']}", who=admin)).status == 404
+    assert (await api.delete(f"/api/v1/groups/{g1['id']}", who=admin)).status == 404
+    assert (await api.get(f"/api/v1/users/{bob.user_id}", who=admin)).body["group_ids"] == [g2["id"]]
+
+
+async def test_roles_crud(api, admin):
+    bob = await api.add_user(admin, "Bob")
+    r = await api.post("/api/v1/roles", {"name": "Sales", "rights": SALES}, who=admin)
+    rid = r.body["id"]
+    assert (await api.post("/api/v1/roles", {"name": "SALES", "rights": {}}, who=admin)).status == 409
+    assert (await api.get("/api/v1/roles", who=admin)).body["items"][0]["name"] == "Sales"
+    assert (await api.patch(f"/api/v1/roles/{rid}", {"name": "Sales reps"}, who=admin)).body["name"] == "Sales reps"
+    await api.patch(f"/api/v1/users/{bob.user_id}", {"role_id": rid}, who=admin)
+    r = await api.delete(f"/api/v1/roles/{rid}", who=admin)
+    assert r.status == 409 and r.body["assigned"] == {"users": 1, "groups": 0}
+    await api.patch(f"/api/v1/users/{bob.user_id}", {"rights": {}}, who=admin)
+    assert (await api.delete(f"/api/v1/roles/{rid}", who=admin)).status == 204
+    assert (await api.get(f"/api/v1/roles/{rid}", who=admin)).status == 404
+    assert (await api.patch(f"/api/v1/roles/{rid}", {"name": "again"}, who=admin)).status == 404
+
+
+ADMIN_ONLY = [
+    ("POST", "/api/v1/users", {"email": "x@example.com", "name": "X", "password": "x-password-1"}),
+    ("PATCH", "/api/v1/users/1", {"name": "X"}),
+    ("DELETE", "/api/v1/users/1", None),
+    ("GET", "/api/v1/users/1/rights", None),
+    ("POST", "/api/v1/users/1/password", {"new_password": "x-password-1"}),
+    ("GET", "/api/v1/users/1/sessions", None),
+    ("DELETE", "/api/v1/users/1/sessions", None),
+    ("GET", "/api/v1/roles", None),
+    ("POST", "/api/v1/roles", {"name": "R", "rights": {}}),
+    ("GET", "/api/v1/roles/1", None),
+    ("PATCH", "/api/v1/roles/1", {"name": "R"}),
+    ("DELETE", "/api/v1/roles/1", None),
+    ("POST", "/api/v1/groups", {"name": "G"}),
+    ("PATCH", "/api/v1/groups/1", {"name": "G"}),
+    ("DELETE", "/api/v1/groups/1", None),
+]
+
+
+@pytest.mark.parametrize("method,path,payload", ADMIN_ONLY)
+async def test_admin_endpoints_refuse_non_admins_and_anonymous(api, admin, method, path, payload):
+    """SECURITY-CHECKLIST 18 for the admin surface: 403 for a user, 401 without a session; nothing changes."""
+    await api.post("/api/v1/roles", {"name": "Existing", "rights": {}}, who=admin)
+    await api.post("/api/v1/groups", {"name": "Existing"}, who=admin)
+    bob = await api.add_user(admin, "Bob")
+    before = await api.rows("SELECT count(*) FROM activity")
+    kw = {} if payload is None else {"json_body": payload}
+    assert (await api.call(method, path, who=bob, **kw)).status == 403
+    assert (await api.call(method, path, **kw)).status == 401
+    assert await api.rows("SELECT count(*) FROM activity") == before
+    assert (await api.get("/api/v1/account", who=admin)).status == 200
