@@ -5,12 +5,14 @@ Unknown keys and bad level codes are refused with the offending path; missing ke
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Level = Literal["D", "M", "G", "A"]
 AddLevel = Literal["D", "A"]
+_PIPELINE_KEY = re.compile(r"[1-9][0-9]{0,17}")
 
 
 class _Strict(BaseModel):
@@ -59,7 +61,8 @@ class RightsIn(_Strict):
     @classmethod
     def _pipeline_keys(cls, value: dict[str, bool]) -> dict[str, bool]:
         for key in value:
-            if not key.isdigit() or int(key) < 1:
+            # ASCII digits without leading zeros, so one pipeline has exactly one spelling.
+            if not _PIPELINE_KEY.fullmatch(key):
                 raise ValueError(f"pipeline_access keys are pipeline ids as strings, got {key!r}")
         return value
 

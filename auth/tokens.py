@@ -24,7 +24,10 @@ def csrf_token(token: str) -> str:
 
 
 def csrf_ok(token: str, presented: str | None) -> bool:
-    return presented is not None and hmac.compare_digest(csrf_token(token), presented)
+    # compare_digest refuses non-ASCII str, and a header is client input: a stranger value is simply wrong.
+    if presented is None or not presented.isascii():
+        return False
+    return hmac.compare_digest(csrf_token(token), presented)
 
 
 def session_expired(*, now: float, created_at: float, last_seen_at: float,

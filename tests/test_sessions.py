@@ -299,3 +299,12 @@ async def test_malformed_authorization_headers_are_401(api, admin):
     for value in ("Basic abc", "Bearer", "Bearer    ", "token abc", f"Bearer {admin.token}x"):
         r = await api.get("/api/v1/account", headers={"Authorization": value})
         assert r.status == 401, value
+
+
+async def test_non_ascii_credentials_are_refused_not_crashed(api, admin):
+    r = await api.get("/api/v1/account", headers={"Authorization": "Bearer \u00e9t\u00e9"})
+    assert r.status == 401
+    session, csrf = await _cookie_session(api)
+    async with session:
+        async with session.patch("/api/v1/account", json={"name": "X"}, headers={"X-CSRF-Token": "\u00e9" * 43}) as r:
+            assert r.status == 403

@@ -31,7 +31,8 @@ def throttle_delay(failures: list[float], *, now: float, limit: int, max_delay: 
     from one minute per extra failure, capped at ``max_delay``. Pure, so it is tested directly."""
     if len(failures) < limit:
         return 0.0
-    delay = min(max_delay, 60.0 * 2 ** (len(failures) - limit))
+    # Cap the exponent first: a burst of concurrent failures must not overflow the float.
+    delay = min(max_delay, 60.0 * 2 ** min(len(failures) - limit, 32))
     return max(0.0, max(failures) + delay - now)
 
 

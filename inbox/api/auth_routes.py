@@ -15,7 +15,7 @@ from ..store import users as rows
 from .common import actor
 from .identity import COOKIE, CSRF_COOKIE, Identity, check_cross_site, client_ip, identity, presented_token
 from .models import AccountUpdate, LoginIn, PasswordChange
-from .problems import forbidden, not_found, unauthorized
+from .problems import Problem, forbidden, not_found
 from .routing import Access, body, int_id, json_response, registry
 from .users_routes import check_password, session_json, user_json
 
@@ -46,7 +46,7 @@ async def login(request: web.Request) -> web.Response:
     data: LoginIn = await body(request)
     try:
         old_token, _ = presented_token(request)
-    except Exception:
+    except Problem:  # a malformed old credential is simply not rotated
         old_token = None
     result = await do_login(request.app[DB], request.app[HASHER], request.app[CONFIG], email=data.email.strip(),
                             password=data.password, ip=client_ip(request),

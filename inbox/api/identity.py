@@ -71,8 +71,13 @@ def presented_token(request: web.Request) -> tuple[str | None, bool]:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("The Authorization header must be 'Bearer <token>'.")
-        return token.strip(), False
+        token = token.strip()
+        if not token.isascii():
+            raise unauthorized("The token is not valid; sign in again.")
+        return token, False
     cookie = request.cookies.get(COOKIE)
+    if cookie and not cookie.isascii():
+        raise unauthorized("The session cookie is not valid; sign in again.")
     return (cookie, True) if cookie else (None, False)
 
 
