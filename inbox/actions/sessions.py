@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from auth.passwords import Hasher
 from auth.tokens import new_token, token_hash
 
-from ..api.problems import Problem, too_many, unauthorized
+from ..api.problems import not_found, too_many, unauthorized
 from ..config import Config
 from ..store import activity
 from ..store import sessions as session_rows
@@ -125,7 +125,7 @@ async def do_set_password(db: Database, hasher: Hasher, actor: Actor, user_id: i
     async def job(tx: Tx) -> None:
         row = await user_rows.get_user(tx, user_id)
         if row is None:
-            raise Problem(404, "not-found", "Not found", "No user with that id.")
+            raise not_found("user")
         await tx.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
                          (encoded, actor.now, user_id))
         ended = await session_rows.delete_user_sessions(tx, user_id)
