@@ -8,7 +8,9 @@ from aiohttp import web
 
 from auth.passwords import Hasher
 
-from .api import auth_routes, groups_roles_routes, meta_routes, users_routes  # noqa: F401  (register routes)
+# Registration order is match order: fixed paths such as /leads/custom_fields before /leads/{id}.
+from .api import (auth_routes, catalog_routes, groups_roles_routes, meta_routes,  # noqa: F401  (register routes)
+                  participants_routes, records_routes, users_routes)
 from .api.middleware import access, errors
 from .api.routing import registry
 from .config import Config

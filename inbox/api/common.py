@@ -7,9 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
+from auth.policy import Subject
+
+from ..actions.access import load_subject
 from ..actions.context import Actor
-from ..keys import CONFIG
-from .identity import IDENTITY, client_ip
+from ..keys import CONFIG, DB
+from .identity import IDENTITY, client_ip, identity
+
+SUBJECT = web.RequestKey("subject", Subject)
 
 
 def actor(request: web.Request) -> Actor:
@@ -25,3 +30,13 @@ def iso(ts: float | None) -> str | None:
 
 def page_of(items: list[Any], *, page: int, limit: int, total: int) -> dict[str, Any]:
     return {"items": items, "page": page, "limit": limit, "total": total}
+
+
+async def subject_of(request: web.Request) -> Subject:
+    """The caller's rights, read fresh for every request (rule 13)."""
+    subject = request.get(SUBJECT)
+    if subject is None:
+        ident = identity(request)
+        subject = await load_subject(request.app[DB], ident.user_id, is_admin=ident.is_admin)
+        request[SUBJECT] = subject
+    return subject

@@ -193,3 +193,10 @@ async def rights_sources(db: Database | Tx, user_id: int) -> list:
         " ORDER BY 1 DESC, 3",
         {"uid": user_id},
     )
+
+
+async def group_comembers(db: Database | Tx, user_id: int) -> list[int]:
+    """Everyone who shares at least one group with the user (the reach of level G)."""
+    rows = await db.fetchall("SELECT DISTINCT b.user_id FROM group_members a JOIN group_members b"
+                             " ON a.group_id = b.group_id WHERE a.user_id = ?", (user_id,))
+    return [r[0] for r in rows]

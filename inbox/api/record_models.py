@@ -1,0 +1,264 @@
+"""Request bodies and query strings for CRM records, pipelines and custom fields."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
+
+from .models import Body, Id, Name, Page, Query
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+Price = Annotated[int, Field(ge=0, le=10**15)]
+Sort = Annotated[int, Field(ge=0, le=10**6)]
+Custom = Annotated[dict[str, Any], Field(max_length=200)]
+Search = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def parse_time(value: Any) -> float:
+    """RFC 3339 with an explicit offset ('Z' or +hh:mm) to UNIX seconds."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("expected an RFC 3339 time string such as 2026-01-31T09:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an RFC 3339 time such as 2026-01-31T09:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValueError("the time needs a timezone, such as Z or +02:00")
+    return parsed.astimezone(timezone.utc).timestamp()
+
+
+def _not_null(model, keys: tuple[str, ...]):
+    for key in keys:
+        if key in model.model_fields_set and getattr(model, key) is None:
+            raise ValueError(f"{key} cannot be null")
+    return model
+
+
+class LeadIn(Body):
+    name: Name
+    price: Price = 0
+    pipeline_id: Id | None = None
+    stage_id: Id | None = None
+    responsible_user_id: Id | None = None
+    company_id: Id | None = None
+    contact_ids: Annotated[list[Id], Field(max_length=100)] = []
+    custom_fields: Custom = {}
+
+
+class LeadUpdate(Body):
+    name: Name | None = None
+    price: Price | None = None
+    pipeline_id: Id | None = None
+    stage_id: Id | None = None
+    responsible_user_id: Id | None = None
+    company_id: Id | None = None
+    contact_ids: Annotated[list[Id], Field(max_length=100)] | None = None
+    custom_fields: Custom | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        return _not_null(self, ("name", "price", "pipeline_id", "stage_id", "responsible_user_id", "contact_ids",
+                                "custom_fields"))
+
+
+Emails = Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254)]],
+                   Field(max_length=20)]
+Phones = Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]],
+                   Field(max_length=20)]
+Avatar = Annotated[str | None, Field(max_length=2048)]
+
+
+class ContactIn(Body):
+    name: Name
+    avatar: Avatar = None
+    emails: Emails = []
+    phones: Phones = []
+    company_id: Id | None = None
+    responsible_user_id: Id | None = None
+    custom_fields: Custom = {}
+
+
+class ContactUpdate(Body):
+    name: Name | None = None
+    avatar: Avatar = None
+    emails: Emails | None = None
+    phones: Phones | None = None
+    company_id: Id | None = None
+    responsible_user_id: Id | None = None
+    custom_fields: Custom | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        return _not_null(self, ("name", "emails", "phones", "responsible_user_id", "custom_fields"))
+
+
+class CompanyIn(Body):
+    name: Name
+    responsible_user_id: Id | None = None
+    custom_fields: Custom = {}
+
+
+class CompanyUpdate(Body):
+    name: Name | None = None
+    responsible_user_id: Id | None = None
+    custom_fields: Custom | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        return _not_null(self, ("name", "responsible_user_id", "custom_fields"))
+
+
+Entity = Literal["leads", "contacts", "companies"]
+# Times travel as RFC 3339 strings and are held as UNIX seconds.
+Time = Annotated[float, BeforeValidator(parse_time)]
+
+
+class TaskIn(Body):
+    text: Text
+    due_at: Time | None = None
+    responsible_user_id: Id | None = None
+    entity_type: Entity | None = None
+    entity_id: Id | None = None
+    is_done: bool = False
+
+
+class TaskUpdate(Body):
+    text: Text | None = None
+    due_at: Time | None = None
+    responsible_user_id: Id | None = None
+    entity_type: Entity | None = None
+    entity_id: Id | None = None
+    is_done: bool | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        return _not_null(self, ("text", "responsible_user_id", "is_done"))
+
+
+# --- lists ---
+
+class RecordFilter(Query):
+    responsible_user_id: Id | None = None
+    updated_since: Time | None = None
+    query: Search | None = None
+
+
+class LeadFilter(RecordFilter):
+    pipeline_id: Id | None = None
+    stage_id: Id | None = None
+
+
+class Cursor(Page):
+    cursor: Id | None = None  # the id of the last item of the previous page
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if self.cursor is not None and self.page != 1:
+            raise ValueError("give either cursor or page, not both")
+        return self
+
+
+class LeadList(LeadFilter, Cursor):
+    pass
+
+
+class RecordList(RecordFilter, Cursor):
+    pass
+
+
+class TaskList(Cursor):
+    responsible_user_id: Id | None = None
+    entity_type: Entity | None = None
+    entity_id: Id | None = None
+    is_done: bool | None = None
+
+
+# --- pipelines and fields ---
+
+class PipelineIn(Body):
+    name: Name
+    sort: Sort = 0
+    stages: Annotated[list[Name], Field(min_length=1, max_length=100)]
+
+
+class PipelineUpdate(Body):
+    name: Name | None = None
+    sort: Sort | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        return _not_null(self, ("name", "sort"))
+
+
+class StageIn(Body):
+    name: Name
+    sort: Sort | None = None
+
+
+class StageUpdate(Body):
+    name: Name | None = None
+    sort: Sort | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        return _not_null(self, ("name", "sort"))
+
+
+Options = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=200)]], Field(max_length=500)]
+
+
+class FieldIn(Body):
+    name: Name
+    type: Literal["text", "number", "select", "date"]
+    options: Options = []
+    sort: Sort = 0
+
+    @model_validator(mode="after")
+    def _options(self):
+        if (self.type == "select") != bool(self.options):
+            raise ValueError("'options' is required for select fields and only for them")
+        if len(set(self.options)) != len(self.options):
+            raise ValueError("options must be distinct")
+        return self
+
+
+class FieldUpdate(Body):
+    name: Name | None = None
+    options: Options | None = None
+    sort: Sort | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        return _not_null(self, ("name", "options", "sort"))
+
+
+class SubscriberIn(Body):
+    user_id: Id
+
+
+class NotificationList(Query):
+    unread: bool = False
+    cursor: Id | None = None
+    limit: Annotated[int, Field(ge=1, le=250)] = 50
+
+
+class NotificationsRead(Body):
+    ids: Annotated[list[Id], Field(max_length=1000)] | None = None  # None: all
+
+
+class ExplainQuery(Query):
+    user_id: Id
+    entity: Literal["leads", "contacts", "companies", "tasks"]
+    action: Literal["add", "view", "edit", "delete", "export"]
+    record_id: Id | None = None
+    pipeline_id: Id | None = None  # for action=add on leads
+
+    @model_validator(mode="after")
+    def _target(self):
+        if self.action != "add" and self.record_id is None:
+            raise ValueError("record_id is required for this action")
+        if self.action == "add" and self.entity == "leads" and self.pipeline_id is None:
+            raise ValueError("pipeline_id is required to explain adding a lead")
+        return self
