@@ -176,7 +176,7 @@ class Subject:
         r = source.rights
         responsible = record.get("responsible_user_id", self.user_id)
         if entity == "leads":
-            p, s = record["pipeline_id"], record["stage_id"]
+            p, s = record["pipeline_id"], record.get("stage_id")
             if action == "add":
                 level = A if (r.leads.add == A and r.pipeline_allowed(p)) else D
                 rule = "pipeline_access" if not r.pipeline_allowed(p) else "lead_level"
