@@ -5,9 +5,13 @@ from __future__ import annotations
 from auth.passwords import Hasher
 
 from .actions.context import Actor
+from .actions.access import load_subject
+from .actions.catalog import do_create_field, do_create_pipeline
 from .actions.people import do_create_group, do_create_role, do_create_user
+from .actions.records import do_create_lead, do_create_party, do_create_task
 from .config import Config
-from .store.db import Database, Tx
+from .store.catalog import stages_of
+from .store.db import Database
 from .workspace import init_workspace, workspace_exists
 
 ADMIN = ("admin@demo.inbox", "Ada Admin", "demo-admin-pass")
@@ -51,26 +55,26 @@ async def load_demo(db: Database, hasher: Hasher, config: Config) -> bool:
                                              password_hash=await hasher.hash(password)))
     await do_create_group(db, actor, name="Sales team", role_id=None, user_ids=user_ids[:2] + [user_ids[2]])
     await do_create_group(db, actor, name="Support", role_id=None, user_ids=[user_ids[2]])
-    now = config.clock()
-
-    async def records(tx: Tx) -> None:
-        pid = await tx.insert("INSERT INTO pipelines (name, sort, created_at) VALUES ('Sales', 1, ?)", (now,))
-        stages = [await tx.insert("INSERT INTO stages (pipeline_id, name, sort) VALUES (?, ?, ?)", (pid, n, i))
-                  for i, n in enumerate(["Incoming", "Qualified", "Proposal", "Won", "Lost"])]
-        company = await tx.insert("INSERT INTO companies (name, responsible_user_id, created_at, updated_at)"
-                                  " VALUES ('Acme Ltd', ?, ?, ?)", (user_ids[2], now, now))
-        for i, (name, owner) in enumerate([("Jane Buyer", user_ids[0]), ("Sam Client", user_ids[1])]):
-            await tx.insert("INSERT INTO contacts (name, emails, company_id, responsible_user_id, created_at,"
-                            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                            (name, f'["{name.split()[0].lower()}@example.com"]', company, owner, now, now))
-        for i, owner in enumerate(user_ids * 3):
-            lead = await tx.insert(
-                "INSERT INTO leads (name, price, pipeline_id, stage_id, responsible_user_id, company_id,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (f"Deal #{i + 1}", 1000 * (i + 1), pid, stages[i % 3], owner, company, now, now))
-            await tx.insert("INSERT INTO tasks (text, due_at, responsible_user_id, entity_type, entity_id,"
-                            " created_at, updated_at) VALUES (?, ?, ?, 'leads', ?, ?, ?)",
-                            (f"Call about deal #{i + 1}", now + 86400, owner, lead, now, now))
-
-    await db.write(records)
+    await _records(db, actor, user_ids)
     return True
+
+
+async def _records(db: Database, actor: Actor, user_ids: list[int]) -> None:
+    """CRM records, written through the same actions as the API so they are checked and logged."""
+    admin = await load_subject(db, actor.user_id, is_admin=True)
+    pipeline = await do_create_pipeline(db, actor, name="Sales", sort=1,
+                                         stages=["Incoming", "Qualified", "Proposal", "Won", "Lost"])
+    stages = [s["id"] for s in await stages_of(db, [pipeline])]
+    budget = await do_create_field(db, actor, "leads", {"name": "Budget", "type": "number"})
+    await do_create_field(db, actor, "leads", {"name": "Source", "type": "select", "options": ["web", "call", "chat"]})
+    company = await do_create_party(db, actor, admin, "companies", {"name": "Acme Ltd", "responsible_user_id": user_ids[2]})
+    contacts = [await do_create_party(db, actor, admin, "contacts", {
+        "name": name, "emails": [f"{name.split()[0].lower()}@example.com"], "company_id": company,
+        "responsible_user_id": owner}) for name, owner in [("Jane Buyer", user_ids[0]), ("Sam Client", user_ids[1])]]
+    for i, owner in enumerate(user_ids * 3):
+        lead = await do_create_lead(db, actor, admin, {
+            "name": f"Deal #{i + 1}", "price": 1000 * (i + 1), "stage_id": stages[i % 3], "responsible_user_id": owner,
+            "company_id": company, "contact_ids": [contacts[i % 2]], "custom_fields": {str(budget): 500 * (i + 1)}})
+        await do_create_task(db, actor, admin, {"text": f"Call about deal #{i + 1}", "due_at": actor.now + 86400,
+                                                "responsible_user_id": owner, "entity_type": "leads",
+                                                "entity_id": lead})

@@ -24,6 +24,12 @@ LEAD_G = {"leads": {"add": "A", "view": "G", "edit": "M", "delete": "D", "export
           "tasks": {"edit": "G", "delete": "D"}}
 
 
+@pytest.fixture
+def config_overrides() -> dict:
+    # Five users per test: cheap password hashing keeps the module fast (hashing has its own tests).
+    return {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+
+
 @dataclass
 class World:
     admin: Persona
