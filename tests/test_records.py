@@ -667,3 +667,19 @@ async def test_pipeline_and_field_administration(api, world):
     assert (await api.delete(f"/api/v1/companies/custom_fields/{size}", who=w.admin)).status == 204
     assert (await api.get(f"/api/v1/companies/{company}", who=w.admin)).body["custom_fields"] == {}
     assert (await api.get("/api/v1/contacts/custom_fields", who=maria)).body["items"] == []
+
+
+@pytest.mark.parametrize("entity", ["leads", "contacts", "companies"])
+async def test_custom_field_definitions_per_entity(api, admin, entity):
+    r = await api.post(f"/api/v1/{entity}/custom_fields", {"name": "Tier", "type": "text"}, who=admin)
+    assert r.status == 201 and r.body["access"] == "edit"
+    fid = r.body["id"]
+    r = await api.patch(f"/api/v1/{entity}/custom_fields/{fid}", {"name": "Level", "sort": 3}, who=admin)
+    assert r.status == 200 and r.body["name"] == "Level"
+    assert (await api.patch(f"/api/v1/{entity}/custom_fields/{fid}", {"options": ["a"]}, who=admin)).status == 409
+    assert (await api.patch(f"/api/v1/{entity}/custom_fields/{fid}", {"type": "date"}, who=admin)).status == 422
+    listed = await api.get(f"/api/v1/{entity}/custom_fields", who=admin)
+    assert [f["name"] for f in listed.body["items"]] == ["Level"]
+    assert (await api.delete(f"/api/v1/{entity}/custom_fields/{fid}", who=admin)).status == 204
+    assert (await api.delete(f"/api/v1/{entity}/custom_fields/{fid}", who=admin)).status == 404
+    assert (await api.get(f"/api/v1/{entity}/custom_fields", who=admin)).body["items"] == []
