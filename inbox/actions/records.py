@@ -26,7 +26,8 @@ CUSTOM_ENTITIES = ("leads", "contacts", "companies")
 
 
 async def load_defs(db: Database | Tx) -> dict[str, dict[int, Any]]:
-    return {e: field_defs(await catalog.fields_of(db, e)) for e in CUSTOM_ENTITIES}
+    every = await catalog.all_fields(db)
+    return {e: field_defs([r for r in every if r["entity"] == e]) for e in CUSTOM_ENTITIES}
 
 
 def _bad(path: str, message: str):

@@ -78,6 +78,10 @@ async def fields_of(db: Database | Tx, entity: str) -> list:
     return await db.fetchall("SELECT * FROM custom_fields WHERE entity = ? ORDER BY sort, id", (entity,))
 
 
+async def all_fields(db: Database | Tx) -> list:
+    return await db.fetchall("SELECT * FROM custom_fields ORDER BY sort, id")
+
+
 async def get_field(db: Database | Tx, entity: str, field_id: int):
     return await db.fetchone("SELECT * FROM custom_fields WHERE entity = ? AND id = ?", (entity, field_id))
 
