@@ -48,3 +48,21 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies:
         if not in_networks(addr, trusted):
             break
     return str(client)
+
+
+def parse_allowlist(entries: Iterable[str]) -> tuple[Network, ...]:
+    """CIDRs (or single addresses) to networks; IPv4-mapped IPv6 ranges are folded to IPv4."""
+    out = []
+    for entry in entries:
+        net = ipaddress.ip_network(entry.strip(), strict=False)
+        if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None \
+                and net.prefixlen >= 96:
+            net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
+        out.append(net)
+    return tuple(out)
+
+
+def address_allowed(address: str, allowlist: Iterable[Network]) -> bool:
+    """An empty list means no restriction (SPEC 3); otherwise the address must fall in a range."""
+    networks = tuple(allowlist)
+    return not networks or in_networks(parse_address(address), networks)

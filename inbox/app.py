@@ -10,11 +10,12 @@ from auth.passwords import Hasher
 
 # Registration order is match order: fixed paths such as /leads/custom_fields before /leads/{id}.
 from .api import (auth_routes, catalog_routes, groups_roles_routes, meta_routes,  # noqa: F401  (register routes)
-                  participants_routes, records_routes, users_routes)
+                  participants_routes, records_routes, security_routes, users_routes)
 from .api.middleware import access, errors
 from .api.routing import registry
 from .config import Config
-from .keys import CONFIG, DB, HASHER
+from .keys import CONFIG, DB, HASHER, SEALER
+from .sealing import Sealer, load_key
 from .store.db import Database
 
 # Bodies larger than this are refused with 413 before they are read; media uploads get their own limit.
@@ -25,6 +26,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[errors, access], client_max_size=MAX_JSON_BODY)
     app[CONFIG] = config
     app[HASHER] = Hasher(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_kib)
+    app[SEALER] = Sealer(load_key(config.data_dir, config.secret_key))
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         db = Database(config.db_path, synchronous=config.sqlite_synchronous)

@@ -44,6 +44,13 @@ class Config:
     argon2_memory_kib: int = 19 * 1024
     sqlite_synchronous: str = "FULL"
     log_level: str = "INFO"
+    # Fernet key for secrets at rest; empty: <data_dir>/secret.key, created on first start.
+    secret_key: str = field(default="", repr=False)
+    totp_issuer: str = "Inbox"
+    # Password accepted, code pending: how long the login challenge lives.
+    login_challenge_seconds: float = 300
+    # Wrong second-factor codes per user before the back-off starts (checklist 13).
+    totp_failure_limit: int = 5
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
     @property

@@ -7,8 +7,10 @@ from aiohttp import web
 from auth.passwords import Hasher
 
 from .config import Config
+from .sealing import Sealer
 from .store.db import Database
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 HASHER = web.AppKey("hasher", Hasher)
+SEALER = web.AppKey("sealer", Sealer)

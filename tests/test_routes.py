@@ -17,7 +17,14 @@ def test_every_served_route_is_declared_with_access(api):
 
 def test_only_login_health_and_docs_are_public():
     public = {(r.method, r.path) for r in registry.routes if r.access is Access.PUBLIC}
-    assert public == {("POST", "/api/v1/auth/login"), ("GET", "/healthz"), ("GET", "/api/v1/openapi.json")}
+    assert public == {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/2fa"), ("GET", "/healthz"),
+                      ("GET", "/api/v1/openapi.json")}
+
+
+def test_only_enrolment_routes_are_open_before_required_2fa():
+    setup = {(r.method, r.path) for r in registry.routes if r.setup}
+    assert setup == {("GET", "/api/v1/auth/2fa"), ("POST", "/api/v1/auth/2fa/enrol"),
+                     ("POST", "/api/v1/auth/2fa/confirm"), ("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/account")}
 
 
 async def test_openapi_documents_every_route(api):

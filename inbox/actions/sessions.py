@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from auth.network import address_allowed, parse_allowlist
 from auth.passwords import Hasher
 from auth.tokens import new_token, token_hash
 
-from ..api.problems import not_found, too_many, unauthorized
+from ..api.problems import Problem, not_found, too_many, unauthorized
 from ..config import Config
 from ..store import activity
+from ..store import security as security_rows
 from ..store import sessions as session_rows
 from ..store import users as user_rows
 from ..store.db import Database, Tx
@@ -21,9 +23,10 @@ BAD_LOGIN = "The email or password is not correct."
 
 @dataclass(frozen=True)
 class Login:
-    token: str
-    session_id: int
+    token: str | None          # None while a second factor is pending
+    session_id: int | None
     user_id: int
+    challenge: str | None = None
 
 
 def throttle_delay(failures: list[float], *, now: float, limit: int, max_delay: float) -> float:
@@ -43,6 +46,13 @@ async def _failures(db: Database, key: str, since: float) -> list[float]:
 async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, password: str, ip: str,
                    user_agent: str, old_token: str | None) -> Login:
     now = config.clock()
+    policy = await security_rows.settings(db)
+    if not address_allowed(ip, parse_allowlist(e["cidr"] for e in policy.get("ip_whitelist", ()))):
+        # The whitelist always gates login (SPEC 3), before any password is looked at.
+        await db.write(lambda tx: activity.append(tx, at=now, actor_id=None, ip=ip, type="login.ip_refused",
+                                                  data={"email": email}))
+        raise Problem(403, "ip-not-allowed", "Address not allowed",
+                      f"Sign-in from {ip} is not allowed by the workspace IP whitelist.")
     since = now - config.login_window_seconds
     account_key, ip_key = f"email:{email.lower()}", f"ip:{ip}"
     # Throttle per account (whatever the source address) and per address (checklist 10).
@@ -73,12 +83,19 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
     new_hash = await hasher.hash(password) if hasher.needs_rehash(user["password_hash"]) else None
     token = new_token()
 
-    async def succeed(tx: Tx) -> int:
+    async def succeed(tx: Tx) -> int | None:
         if new_hash:  # upgrade old argon2 parameters at login (checklist 1)
             await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, user["id"]))
         if old_token:  # a new login rotates the token: the one sent with it stops working (checklist 5)
             await tx.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash(old_token),))
         await tx.execute("DELETE FROM login_failures WHERE key = ?", (account_key,))
+        if await tx.fetchval("SELECT confirmed_at IS NOT NULL FROM user_totp WHERE user_id = ?", (user["id"],)):
+            # Password right, second factor pending: a short-lived challenge, no session yet.
+            await security_rows.insert_challenge(tx, token_hash=token_hash(token), user_id=user["id"], ip=ip,
+                                                 user_agent=user_agent, expires_at=now + config.login_challenge_seconds)
+            await activity.append(tx, at=now, actor_id=user["id"], ip=ip, type="login.password_ok",
+                                  object_type="user", object_id=user["id"], data={"second_factor": "pending"})
+            return None
         sid = await session_rows.insert_session(tx, user_id=user["id"], token_hash=token_hash(token),
                                                 user_agent=user_agent, ip=ip, now=now)
         await activity.append(tx, at=now, actor_id=user["id"], ip=ip, type="login.ok", object_type="session",
@@ -86,6 +103,8 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
         return sid
 
     sid = await db.write(succeed)
+    if sid is None:
+        return Login(None, None, user["id"], challenge=token)
     return Login(token, sid, user["id"])
 
 

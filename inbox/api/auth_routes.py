@@ -31,7 +31,7 @@ def _set_cookies(request: web.Request, response: web.Response, token: str) -> No
                         max_age=max_age)
 
 
-async def _account(request: web.Request, user_id: int) -> dict:
+async def account_json(request: web.Request, user_id: int) -> dict:
     db = request.app[DB]
     row = await rows.get_user(db, user_id)
     out = user_json(row, await rows.group_ids_of(db, user_id), full=True)
@@ -51,14 +51,22 @@ async def login(request: web.Request) -> web.Response:
     result = await do_login(request.app[DB], request.app[HASHER], request.app[CONFIG], email=data.email.strip(),
                             password=data.password, ip=client_ip(request),
                             user_agent=request.headers.get("User-Agent", ""), old_token=old_token)
-    payload = {"token": result.token, "csrf_token": csrf_token(result.token), "session_id": result.session_id,
-               "user": await _account(request, result.user_id)}
+    if result.challenge:
+        return json_response({"two_factor_required": True, "challenge": result.challenge,
+                              "expires_in": int(request.app[CONFIG].login_challenge_seconds),
+                              "next": "POST /api/v1/auth/2fa with the challenge and a code or recovery code"})
+    return signed_in(request, result.token, result.session_id, await account_json(request, result.user_id))
+
+
+def signed_in(request: web.Request, token: str, session_id: int, account: dict) -> web.Response:
+    payload = {"token": token, "csrf_token": csrf_token(token), "session_id": session_id, "user": account}
     response = json_response(payload)
-    _set_cookies(request, response, result.token)
+    _set_cookies(request, response, token)
     return response
 
 
-@route("POST", "/api/v1/auth/logout", access=Access.USER, tag="auth", status=204, summary="End this session")
+@route("POST", "/api/v1/auth/logout", access=Access.USER, tag="auth", status=204, summary="End this session",
+       setup=True)
 async def logout(request: web.Request) -> web.Response:
     ident = identity(request)
     await do_end_sessions(request.app[DB], actor(request), ident.user_id, session_id=ident.session_id,
@@ -69,9 +77,10 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-@route("GET", "/api/v1/account", access=Access.USER, tag="auth", summary="Who am I: profile and effective rights")
+@route("GET", "/api/v1/account", access=Access.USER, tag="auth", summary="Who am I: profile and effective rights",
+       setup=True)
 async def get_account(request: web.Request) -> web.Response:
-    return json_response(await _account(request, identity(request).user_id))
+    return json_response(await account_json(request, identity(request).user_id))
 
 
 @route("PATCH", "/api/v1/account", access=Access.USER, tag="auth", body=AccountUpdate,
@@ -83,7 +92,7 @@ async def update_account(request: web.Request) -> web.Response:
         changes.pop("name")
     uid = identity(request).user_id
     await people.do_update_user(request.app[DB], actor(request), uid, changes)
-    return json_response(await _account(request, uid))
+    return json_response(await account_json(request, uid))
 
 
 @route("POST", "/api/v1/account/password", access=Access.USER, tag="auth", body=PasswordChange,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import orjson
 
 from aiohttp import web
 
-from auth.network import client_address
+from auth.network import client_address, parse_allowlist
 from auth.tokens import csrf_ok, session_expired, token_hash
 
 from ..keys import CONFIG, DB
@@ -28,6 +30,8 @@ class Identity:
     is_admin: bool
     token: str
     via_cookie: bool
+    has_2fa: bool = False
+    settings: dict = field(default_factory=dict)   # workspace security policy, read with the session
 
 
 IDENTITY = web.RequestKey("identity", Identity)
@@ -105,4 +109,10 @@ async def authenticate(request: web.Request) -> Identity:
     if now - row["last_seen_at"] >= config.session_touch_seconds:
         sid = row["session_id"]
         await db.write(lambda tx: session_rows.touch(tx, sid, now))
-    return Identity(row["id"], row["session_id"], row["email"], row["name"], bool(row["is_admin"]), token, via_cookie)
+    return Identity(row["id"], row["session_id"], row["email"], row["name"], bool(row["is_admin"]), token, via_cookie,
+                    bool(row["has_2fa"]), orjson.loads(row["workspace_settings"] or "{}"))
+
+
+def allowlist(policy: dict) -> tuple:
+    """The workspace IP whitelist as networks (stored normalised, so parsing cannot fail)."""
+    return parse_allowlist(e["cidr"] for e in policy.get("ip_whitelist", ()))

@@ -7,7 +7,9 @@ import logging
 import orjson
 from aiohttp import web
 
-from .identity import IDENTITY, authenticate
+from auth.network import address_allowed
+
+from .identity import IDENTITY, allowlist, authenticate, client_ip
 from .problems import Problem, forbidden
 from .routing import Access, route_of
 
@@ -55,6 +57,14 @@ async def access(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     ident = await authenticate(request)
     request[IDENTITY] = ident
+    policy = ident.settings
+    if policy.get("block_untrusted_api") and not address_allowed(client_ip(request), allowlist(policy)):
+        raise Problem(403, "ip-not-allowed", "Address not allowed",
+                      f"API access from {client_ip(request)} is blocked by the workspace IP whitelist.")
+    if policy.get("require_2fa") and not ident.has_2fa and not route.setup:
+        raise Problem(403, "two-factor-required", "Two-step verification required",
+                      "This workspace requires two-step verification: enrol at POST /api/v1/auth/2fa/enrol, "
+                      "then confirm with a code at POST /api/v1/auth/2fa/confirm.")
     if route.access is Access.ADMIN and not ident.is_admin:
         raise forbidden("Only administrators may do this.")
     return await handler(request)

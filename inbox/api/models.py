@@ -123,3 +123,51 @@ class RoleIn(Body):
 class RoleUpdate(Body):
     name: Name | None = None
     rights: RightsIn | None = None
+
+
+Code = Annotated[str, Field(min_length=1, max_length=20)]
+
+
+class SecondFactorLogin(Body):
+    challenge: Annotated[str, Field(min_length=1, max_length=200)]
+    code: Code | None = None
+    recovery_code: Code | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.code is None) == (self.recovery_code is None):
+            raise ValueError("give either code or recovery_code")
+        return self
+
+
+class CodeIn(Body):
+    code: Code
+
+
+class DisableIn(Body):
+    code: Code | None = None
+    recovery_code: Code | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.code is None) == (self.recovery_code is None):
+            raise ValueError("give either code or recovery_code")
+        return self
+
+
+class WhitelistEntry(Body):
+    cidr: Annotated[str, Field(min_length=1, max_length=64)]
+    note: Annotated[str, Field(max_length=200)] = ""
+
+
+class SecurityUpdate(Body):
+    require_2fa: bool | None = None
+    ip_whitelist: Annotated[list[WhitelistEntry], Field(max_length=500)] | None = None
+    block_untrusted_api: bool | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        for key in self.model_fields_set:
+            if getattr(self, key) is None:
+                raise ValueError(f"{key} cannot be null")
+        return self

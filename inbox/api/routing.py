@@ -37,6 +37,8 @@ class Route:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     status: int = 200
+    # Reachable while the workspace requires 2FA and the caller has not enrolled yet (SPEC 3).
+    setup: bool = False
 
 
 class Registry:
@@ -45,12 +47,12 @@ class Registry:
 
     def route(self, method: str, path: str, *, access: Access, summary: str, tag: str,
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-              status: int = 200) -> Callable[[Handler], Handler]:
+              status: int = 200, setup: bool = False) -> Callable[[Handler], Handler]:
         if not isinstance(access, Access):
             raise TypeError(f"{method} {path}: access must be an Access, not {access!r}")
 
         def decorate(handler: Handler) -> Handler:
-            route = Route(method, path, handler, access, summary, tag, body, query, status)
+            route = Route(method, path, handler, access, summary, tag, body, query, status, setup)
             handler.__route__ = route  # read by the middleware through request.match_info.handler
             self.routes.append(route)
             return handler

@@ -13,7 +13,10 @@ async def insert_session(tx: Tx, *, user_id: int, token_hash: str, user_agent: s
 
 async def session_with_user(db: Database, token_hash: str):
     return await db.fetchone(
-        "SELECT s.id AS session_id, s.created_at AS session_created_at, s.last_seen_at, u.*"
+        # One read per request gives the session, the user, their 2FA state and the workspace policy.
+        "SELECT s.id AS session_id, s.created_at AS session_created_at, s.last_seen_at, u.*,"
+        " (SELECT confirmed_at IS NOT NULL FROM user_totp t WHERE t.user_id = u.id) AS has_2fa,"
+        " (SELECT settings FROM workspace WHERE id = 1) AS workspace_settings"
         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?", (token_hash,))
 
 

@@ -1,0 +1,256 @@
+"""Two-step verification and the workspace security policy: every change checked, written and logged.
+
+Every check of a second factor happens inside a write job, so "is this code new?" and "remember it
+was used" are one transaction: two concurrent requests with the same code get one success
+(checklist 11). Changing one's second factor ends every other session and rotates this one
+(checklist 7), like a password change.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import segno
+
+from auth import totp
+from auth.network import address_allowed, parse_allowlist
+from auth.tokens import new_token, token_hash
+
+from ..api.problems import Problem, conflict, invalid, not_found, too_many, unauthorized
+from ..config import Config
+from ..sealing import Sealer
+from ..store import activity
+from ..store import security as rows
+from ..store import sessions as session_rows
+from ..store import users as user_rows
+from ..store.db import Database, Tx
+from .context import Actor
+from .sessions import throttle_delay
+
+
+def _log(tx: Tx, actor: Actor, type_: str, user_id: int, data: dict | None = None):
+    return activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=type_, object_type="user",
+                           object_id=user_id, data=data or {})
+
+
+async def _rotate(tx: Tx, actor: Actor, user_id: int, user_agent: str) -> tuple[str, int]:
+    """End every session of the user and open a fresh one for the caller."""
+    ended = await session_rows.delete_user_sessions(tx, user_id)
+    token = new_token()
+    await session_rows.insert_session(tx, user_id=user_id, token_hash=token_hash(token), user_agent=user_agent,
+                                      ip=actor.ip, now=actor.now)
+    return token, len(ended)
+
+
+async def _second_factor(tx: Tx, sealer: Sealer, user_id: int, *, code: str | None, recovery_code: str | None,
+                         now: float) -> str | None:
+    """Check and consume a TOTP code or a recovery code. Returns which one worked, or None."""
+    row = await rows.totp(tx, user_id)
+    if row is None or row["confirmed_at"] is None:
+        return None
+    if code:
+        step = totp.accepted_step(sealer.open(row["secret_sealed"]), code, now=now, last_step=row["last_step"])
+        if step is not None:
+            await rows.accept_step(tx, user_id, step)
+            return "totp"
+    if recovery_code:
+        for r in await rows.unused_recovery_codes(tx, user_id):
+            if totp.recovery_matches(recovery_code, r["salt"], r["code_hash"]):
+                return "recovery_code" if await rows.use_recovery_code(tx, r["id"], now) else None
+    return None
+
+
+def _new_codes() -> tuple[list[str], list[tuple[str, str]]]:
+    codes = totp.new_recovery_codes()
+    hashed = []
+    for code in codes:
+        salt = secrets.token_hex(8)
+        hashed.append((salt, totp.hash_recovery(code, salt)))
+    return codes, hashed
+
+
+async def status(db: Database, user_id: int, policy: dict) -> dict[str, Any]:
+    row = await rows.totp(db, user_id)
+    left = len(await rows.unused_recovery_codes(db, user_id))
+    return {"enabled": bool(row and row["confirmed_at"]), "pending": bool(row and not row["confirmed_at"]),
+            "recovery_codes_left": left, "required": bool(policy.get("require_2fa"))}
+
+
+async def do_enrol(db: Database, sealer: Sealer, config: Config, actor: Actor, *, email: str) -> dict[str, Any]:
+    secret = totp.new_secret()
+
+    async def job(tx: Tx) -> None:
+        row = await rows.totp(tx, actor.user_id)
+        if row is not None and row["confirmed_at"] is not None:
+            raise conflict("Two-step verification is already on; disable it first to enrol a new device.")
+        await rows.start_totp(tx, actor.user_id, sealer.seal(secret), actor.now)
+        await _log(tx, actor, "2fa.enrolment_started", actor.user_id)
+
+    await db.write(job)
+    uri = totp.provisioning_uri(secret, email, config.totp_issuer)
+    png = segno.make(uri, error="m").png_data_uri(scale=4)
+    return {"secret": secret, "provisioning_uri": uri, "qr_png": png,
+            "next": "POST /api/v1/auth/2fa/confirm with a code from the authenticator app"}
+
+
+async def do_confirm(db: Database, sealer: Sealer, actor: Actor, code: str, user_agent: str) -> dict[str, Any]:
+    codes, hashed = _new_codes()
+
+    async def job(tx: Tx) -> dict[str, Any] | None:
+        row = await rows.totp(tx, actor.user_id)
+        if row is None or row["confirmed_at"] is not None:
+            raise conflict("There is no enrolment waiting for confirmation; start one at /auth/2fa/enrol.")
+        step = totp.accepted_step(sealer.open(row["secret_sealed"]), code, now=actor.now, last_step=row["last_step"])
+        if step is None:
+            await _log(tx, actor, "2fa.confirm_failed", actor.user_id)
+            return None
+        await rows.accept_step(tx, actor.user_id, step, confirm_at=actor.now)
+        await rows.replace_recovery_codes(tx, actor.user_id, hashed)
+        token, ended = await _rotate(tx, actor, actor.user_id, user_agent)
+        await _log(tx, actor, "2fa.enabled", actor.user_id, {"sessions_ended": ended})
+        return {"recovery_codes": codes, "token": token}
+
+    result = await db.write(job)
+    if result is None:
+        raise invalid("The code is not correct; check the authenticator app's clock and try the current code.",
+                      [{"path": "code", "message": "wrong or expired code"}])
+    return result
+
+
+async def _require_factor(tx: Tx, sealer: Sealer, actor: Actor, code: str | None, recovery: str | None) -> str:
+    used = await _second_factor(tx, sealer, actor.user_id, code=code, recovery_code=recovery, now=actor.now)
+    if used is None:
+        raise Problem(403, "second-factor-failed", "Second factor not accepted",
+                      "The code or recovery code is not correct (a code works only once).")
+    return used
+
+
+async def do_disable(db: Database, sealer: Sealer, actor: Actor, *, code: str | None, recovery_code: str | None,
+                     user_agent: str) -> str:
+    async def job(tx: Tx) -> str:
+        row = await rows.totp(tx, actor.user_id)
+        if row is None or row["confirmed_at"] is None:
+            raise conflict("Two-step verification is not on.")
+        used = await _require_factor(tx, sealer, actor, code, recovery_code)
+        await rows.remove_totp(tx, actor.user_id)
+        token, ended = await _rotate(tx, actor, actor.user_id, user_agent)
+        await _log(tx, actor, "2fa.disabled", actor.user_id, {"with": used, "sessions_ended": ended})
+        return token
+
+    # A refused factor must still leave a trace: log outside the rolled-back job.
+    try:
+        return await db.write(job)
+    except Problem as problem:
+        if problem.slug == "second-factor-failed":
+            await db.write(lambda tx: _log(tx, actor, "2fa.disable_failed", actor.user_id))
+        raise
+
+
+async def do_new_recovery_codes(db: Database, sealer: Sealer, actor: Actor, code: str) -> list[str]:
+    codes, hashed = _new_codes()
+
+    async def job(tx: Tx) -> None:
+        await _require_factor(tx, sealer, actor, code, None)
+        await rows.replace_recovery_codes(tx, actor.user_id, hashed)
+        await _log(tx, actor, "2fa.recovery_codes_replaced", actor.user_id)
+
+    await db.write(job)
+    return codes
+
+
+async def do_admin_reset(db: Database, actor: Actor, user_id: int) -> None:
+    async def job(tx: Tx) -> None:
+        if await user_rows.get_user(tx, user_id) is None:
+            raise not_found("user")
+        if not await rows.remove_totp(tx, user_id):
+            raise conflict("This user has no two-step verification to reset.")
+        ended = await session_rows.delete_user_sessions(tx, user_id)
+        await _log(tx, actor, "2fa.reset", user_id, {"sessions_ended": len(ended)})
+
+    await db.write(job)
+
+
+# --- login, second step ---
+
+@dataclass(frozen=True)
+class SecondStep:
+    token: str
+    session_id: int
+    user_id: int
+
+
+async def do_second_factor(db: Database, sealer: Sealer, config: Config, *, challenge: str, code: str | None,
+                           recovery_code: str | None, ip: str, user_agent: str) -> SecondStep:
+    now = config.clock()
+    found = await rows.challenge(db, token_hash(challenge)) if challenge.isascii() else None
+    if found is None or found["expires_at"] < now:
+        raise unauthorized("The sign-in challenge has expired or was already used; sign in again.")
+    uid = found["user_id"]
+    key = f"totp:{uid}"
+    since = now - config.login_window_seconds
+    failures = [r[0] for r in await db.fetchall("SELECT at FROM login_failures WHERE key = ? AND at >= ?",
+                                                (key, since))]
+    wait = throttle_delay(failures, now=now, limit=config.totp_failure_limit, max_delay=config.login_max_delay_seconds)
+    actor = Actor(uid, ip, now)
+    if wait > 0:  # checklist 13: a million guesses would take years
+        await db.write(lambda tx: _log(tx, actor, "login.2fa_throttled", uid))
+        raise too_many("Too many wrong codes; wait before trying again.", wait)
+    token = new_token()
+
+    async def job(tx: Tx) -> int | None:
+        used = await _second_factor(tx, sealer, uid, code=code, recovery_code=recovery_code, now=now)
+        if used is None:
+            await tx.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now))
+            await _log(tx, actor, "login.2fa_failed", uid)
+            return None
+        await rows.drop_challenge(tx, found["id"], now)
+        await tx.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+        sid = await session_rows.insert_session(tx, user_id=uid, token_hash=token_hash(token), user_agent=user_agent,
+                                                ip=ip, now=now)
+        await activity.append(tx, at=now, actor_id=uid, ip=ip, type="login.ok", object_type="session", object_id=sid,
+                              data={"user_agent": user_agent[:200], "second_factor": used})
+        return sid
+
+    sid = await db.write(job)
+    if sid is None:
+        raise unauthorized("The code is not correct (a code works only once).")
+    return SecondStep(token, sid, uid)
+
+
+# --- workspace policy (/account/security) ---
+
+def policy_json(policy: dict) -> dict[str, Any]:
+    return {"require_2fa": bool(policy.get("require_2fa")), "ip_whitelist": list(policy.get("ip_whitelist", [])),
+            "block_untrusted_api": bool(policy.get("block_untrusted_api"))}
+
+
+async def do_update_policy(db: Database, actor: Actor, changes: dict[str, Any]) -> dict[str, Any]:
+    if "ip_whitelist" in changes:
+        entries = []
+        for i, entry in enumerate(changes["ip_whitelist"]):
+            try:
+                net = parse_allowlist([entry["cidr"]])[0]
+            except ValueError:
+                raise invalid(f"ip_whitelist.{i}.cidr: {entry['cidr']!r} is not an IPv4 or IPv6 address or CIDR range",
+                              [{"path": f"ip_whitelist.{i}.cidr", "message": "not an address or CIDR"}]) from None
+            entries.append({"cidr": str(net), "note": entry.get("note", "")})
+        changes = {**changes, "ip_whitelist": entries}
+        # Checklist 23: never let an admin save a list that locks themselves out.
+        if entries and not address_allowed(actor.ip, parse_allowlist(e["cidr"] for e in entries)):
+            raise conflict(f"This list would lock you out: your address {actor.ip} is not in it. Add {actor.ip} "
+                           f"(or a range that contains it) and save again.", your_address=actor.ip)
+
+    async def job(tx: Tx) -> dict[str, Any]:
+        before = policy_json(await rows.settings(tx))
+        after = {**before, **changes}
+        await rows.save_settings(tx, {**await rows.settings(tx), **after})
+        diff = [k for k in after if after[k] != before[k]]
+        if diff:
+            await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="security.updated",
+                                  object_type="workspace", object_id=1,
+                                  data={"before": {k: before[k] for k in diff}, "after": {k: after[k] for k in diff}})
+        return after
+
+    return await db.write(job)
