@@ -128,23 +128,13 @@ class RoleUpdate(Body):
 Code = Annotated[str, Field(min_length=1, max_length=20)]
 
 
-class SecondFactorLogin(Body):
-    challenge: Annotated[str, Field(min_length=1, max_length=200)]
-    code: Code | None = None
-    recovery_code: Code | None = None
-
-    @model_validator(mode="after")
-    def _one(self):
-        if (self.code is None) == (self.recovery_code is None):
-            raise ValueError("give either code or recovery_code")
-        return self
-
-
 class CodeIn(Body):
     code: Code
 
 
-class DisableIn(Body):
+class FactorIn(Body):
+    """A second factor: a TOTP code or a recovery code, exactly one."""
+
     code: Code | None = None
     recovery_code: Code | None = None
 
@@ -153,6 +143,10 @@ class DisableIn(Body):
         if (self.code is None) == (self.recovery_code is None):
             raise ValueError("give either code or recovery_code")
         return self
+
+
+class SecondFactorLogin(FactorIn):
+    challenge: Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class WhitelistEntry(Body):

@@ -12,7 +12,7 @@ from ..store import security as rows
 from .auth_routes import _set_cookies, account_json, signed_in
 from .common import actor
 from .identity import check_cross_site, client_ip, identity
-from .models import CodeIn, DisableIn, SecondFactorLogin, SecurityUpdate
+from .models import CodeIn, FactorIn, SecondFactorLogin, SecurityUpdate
 from .routing import Access, body, int_id, json_response, registry
 
 route = registry.route
@@ -61,10 +61,10 @@ async def confirm(request: web.Request) -> web.Response:
     return _rotated(request, out["token"], {"recovery_codes": out["recovery_codes"]})
 
 
-@route("POST", "/api/v1/auth/2fa/disable", access=Access.USER, tag="auth", body=DisableIn,
+@route("POST", "/api/v1/auth/2fa/disable", access=Access.USER, tag="auth", body=FactorIn,
        summary="Turn two-step verification off with a code or a recovery code; other sessions end")
 async def disable(request: web.Request) -> web.Response:
-    data: DisableIn = await body(request)
+    data: FactorIn = await body(request)
     token = await security.do_disable(request.app[DB], request.app[SEALER], actor(request), code=data.code,
                                       recovery_code=data.recovery_code,
                                       user_agent=request.headers.get("User-Agent", ""))
