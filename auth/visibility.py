@@ -20,8 +20,9 @@ from typing import Iterable, Mapping
 from .policy import LEAD_ACTIONS, Subject
 from .rights import A, D, G, M
 
-# Past this many slices the merge costs more than a filtered primary-key walk.
-MAX_SLICES = 48
+# A UNION of short index ranges stays cheap into the hundreds of branches (measured: 100 slices,
+# 1 ms); SQLite allows 500 compound terms. Past this, pages walk the primary key instead.
+MAX_SLICES = 400
 
 
 @dataclass(frozen=True, slots=True)

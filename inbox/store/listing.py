@@ -53,9 +53,13 @@ def page_query(table: str, vis: Visibility, flt: Filter, *, before: int | None, 
         merged = " UNION ".join(sqls)
         return (f"SELECT t.* FROM ({merged} ORDER BY 1 DESC LIMIT ? OFFSET ?) AS v"
                 f" JOIN {table} t ON t.id = v.id ORDER BY t.id DESC", [*params, limit, offset])
+    # Too many slices for one UNION: walk the primary key newest first, skipping invisible rows inside
+    # SQLite. NOT INDEXED, because left to itself the planner turns the OR into a MULTI-INDEX OR that
+    # collects and sorts every visible row.
     where, params = vis.where()
     cursor = " AND id < ?" if before is not None else ""
-    return (f"SELECT * FROM {table} WHERE {where} AND {flt.sql()}{cursor} ORDER BY id DESC LIMIT ? OFFSET ?",
+    return (f"SELECT * FROM {table} NOT INDEXED WHERE {where} AND {flt.sql()}{cursor} ORDER BY id DESC"
+            " LIMIT ? OFFSET ?",
             [*params, *flt.params, *([before] if before is not None else []), limit, offset])
 
 
@@ -69,8 +73,20 @@ async def page(db: Database, table: str, vis: Visibility, flt: Filter, *, before
 
 def count_query(table: str, vis: Visibility, flt: Filter) -> tuple[str, list]:
     assert table in TABLES
+    if table == "leads" and not flt.terms:
+        # Unfiltered lead totals come from the per-cell counters (migration 0004): a sum over a
+        # table of stages x users, plus the subscriptions the rules do not already cover.
+        rule, params = vis.rule_where()
+        sql = f"SELECT (SELECT coalesce(sum(n), 0) FROM lead_counts WHERE {rule})"
+        if vis.subscriber is not None and not vis.everything:
+            sub_rule, sub_params = vis.rule_where("ls.")
+            sql += f" + (SELECT count(*) FROM lead_subscribers ls WHERE ls.user_id = ? AND NOT {sub_rule})"
+            params = [*params, vis.subscriber, *sub_params]
+        return sql, params
     if vis.everything:
-        return f"SELECT count(*) FROM {table} WHERE {flt.sql()}", list(flt.params)
+        # No WHERE at all when nothing filters: SQLite then counts b-tree pages, not rows.
+        where = f" WHERE {flt.sql()}" if flt.terms else ""
+        return f"SELECT count(*) FROM {table}{where}", list(flt.params)
     if len(vis.slices) > MAX_SLICES:
         where, params = vis.where()
         return f"SELECT count(*) FROM {table} WHERE {where} AND {flt.sql()}", [*params, *flt.params]
