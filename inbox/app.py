@@ -10,11 +10,12 @@ from auth.passwords import Hasher
 
 # Registration order is match order: fixed paths such as /leads/custom_fields before /leads/{id}.
 from .api import (auth_routes, catalog_routes, groups_roles_routes, meta_routes,  # noqa: F401  (register routes)
-                  participants_routes, records_routes, security_routes, users_routes)
+                  activity_routes, participants_routes, records_routes, security_routes, users_routes, ws_routes)
 from .api.middleware import access, errors
 from .api.routing import registry
 from .config import Config
-from .keys import CONFIG, DB, HASHER, SEALER
+from .keys import CONFIG, DB, HASHER, HUB, SEALER
+from .realtime.hub import Hub
 from .sealing import Sealer, load_key
 from .store.db import Database
 
@@ -32,7 +33,11 @@ def create_app(config: Config) -> web.Application:
         db = Database(config.db_path, synchronous=config.sqlite_synchronous)
         await db.open()
         app[DB] = db
+        hub = Hub(db, buffer=config.ws_buffer)
+        await hub.start()
+        app[HUB] = hub
         yield
+        await hub.stop()
         await db.close()
 
     app.cleanup_ctx.append(database)

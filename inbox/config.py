@@ -49,6 +49,8 @@ class Config:
     totp_issuer: str = "Inbox"
     # Password accepted, code pending: how long the login challenge lives.
     login_challenge_seconds: float = 300
+    # Frames a websocket may have waiting before the server closes it as too slow (code 4008).
+    ws_buffer: int = 1024
     # Wrong second-factor codes per user before the back-off starts (checklist 13).
     totp_failure_limit: int = 5
     clock: Callable[[], float] = field(default=time.time, repr=False)

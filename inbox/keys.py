@@ -7,6 +7,7 @@ from aiohttp import web
 from auth.passwords import Hasher
 
 from .config import Config
+from .realtime.hub import Hub
 from .sealing import Sealer
 from .store.db import Database
 
@@ -14,3 +15,4 @@ CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 HASHER = web.AppKey("hasher", Hasher)
 SEALER = web.AppKey("sealer", Sealer)
+HUB = web.AppKey("hub", Hub)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.problems import conflict, not_found
-from ..store import activity
+from ..store import activity, events
 from ..store import catalog as rows
 from ..store.db import Database, Tx
 from .context import Actor
@@ -13,6 +13,8 @@ from .fields import field_defs
 
 
 async def _log(tx: Tx, actor: Actor, type_: str, object_type: str, object_id: int, data: dict) -> None:
+    if object_type == "field":  # open websockets re-read field definitions before the next event
+        await events.emit(tx, "fields.changed", {}, actor.now)
     await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=type_,
                           object_type=object_type, object_id=object_id, data=data)
 

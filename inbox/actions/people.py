@@ -12,7 +12,7 @@ import orjson
 from auth.rights import Effective, Rights, Source, effective
 
 from ..api.problems import conflict, invalid, not_found
-from ..store import activity
+from ..store import activity, events
 from ..store import sessions as session_rows
 from ..store import users as rows
 from ..store.db import Database, Tx
@@ -30,6 +30,11 @@ async def load_effective(db: Database | Tx, user_id: int) -> Effective:
         rights = Rights.from_json(orjson.loads(r["rights"])) if r["rights"] else Rights()
         sources.append(Source(r["kind"], rights, r["role_id"], r["group_id"]))
     return effective(sources)
+
+
+async def access_changed(tx: Tx, actor: Actor, user_ids: list[int] | None) -> None:
+    """Tell open websockets to reload these users' rights (None: everyone) before the next event."""
+    await events.emit(tx, "access.changed", {"user_ids": user_ids}, actor.now)
 
 
 async def _check_refs(tx: Tx, *, role_id: int | None = None, group_ids=(), user_ids=()) -> None:
@@ -109,6 +114,8 @@ async def do_update_user(db: Database, actor: Actor, user_id: int, changes: dict
         after = _public_user(await rows.get_user(tx, user_id), await rows.group_ids_of(tx, user_id))
         kind = "user.disabled" if changes.get("is_active") is False and row["is_active"] else (
             "user.enabled" if changes.get("is_active") is True and not row["is_active"] else "user.updated")
+        # Group membership moves the reach of G for every co-member, so then everyone reloads.
+        await access_changed(tx, actor, None if group_ids is not None else [user_id])
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=kind,
                               object_type="user", object_id=user_id,
                               data={"before": {k: v for k, v in before.items() if before[k] != after[k]},
@@ -141,6 +148,7 @@ async def do_remove_user(db: Database, actor: Actor, user_id: int, reassign_to: 
             await rows.reassign_records(tx, user_id, reassign_to, actor.now)
         before = _public_user(row, await rows.group_ids_of(tx, user_id))
         await rows.delete_user(tx, user_id)
+        await access_changed(tx, actor, [user_id])
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="user.removed",
                               object_type="user", object_id=user_id,
                               data={"before": before, "reassigned_to": reassign_to, "records": owned})
@@ -158,6 +166,7 @@ async def do_create_group(db: Database, actor: Actor, *, name: str, role_id: int
             raise conflict(f"A group named {name!r} already exists.")
         gid = await rows.insert_group(tx, name=name, role_id=role_id, now=actor.now)
         await rows.set_group_members(tx, gid, user_ids)
+        await access_changed(tx, actor, None)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="group.created",
                               object_type="group", object_id=gid,
                               data={"after": {"name": name, "role_id": role_id, "user_ids": sorted(set(user_ids))}})
@@ -178,6 +187,7 @@ async def do_update_group(db: Database, actor: Actor, group_id: int, *, name: st
         await rows.update_group(tx, group_id, name=name, role_id=role_id, set_role=set_role, now=actor.now)
         if user_ids is not None:
             await rows.set_group_members(tx, group_id, user_ids)
+        await access_changed(tx, actor, None)
         after = await rows.get_group(tx, group_id)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="group.updated",
                               object_type="group", object_id=group_id,
@@ -192,6 +202,7 @@ async def do_delete_group(db: Database, actor: Actor, group_id: int) -> None:
         if before is None:
             raise not_found("group")
         await rows.delete_group(tx, group_id)
+        await access_changed(tx, actor, None)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="group.deleted",
                               object_type="group", object_id=group_id, data={"before": group_json(before)})
 
@@ -233,6 +244,7 @@ async def do_update_role(db: Database, actor: Actor, role_id: int, *, name: str 
         if name is not None and await tx.fetchval("SELECT 1 FROM roles WHERE name = ? AND id != ?", (name, role_id)):
             raise conflict(f"A role named {name!r} already exists.")
         await rows.update_role(tx, role_id, name=name, rights=rights, now=actor.now)
+        await access_changed(tx, actor, None)
         after = await rows.get_role(tx, role_id)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="role.updated",
                               object_type="role", object_id=role_id,

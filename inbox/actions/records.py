@@ -15,9 +15,11 @@ from auth.policy import Subject
 from ..api.problems import forbidden, invalid, not_found
 from ..store import activity
 from ..store import catalog
+from ..store import events
 from ..store import records as rows
 from ..store.db import Database, Tx
 from . import render
+from ..times import iso
 from .context import Actor
 from .fields import check_custom_write, field_defs, masked_custom, merge_custom
 
@@ -162,6 +164,28 @@ async def _log(tx: Tx, actor: Actor, entity: str, verb: str, record_id: int, dat
                           data=data)
 
 
+def _cell(lead: dict[str, Any]) -> dict[str, Any]:
+    return {"id": lead["id"], "pipeline_id": lead["pipeline_id"], "stage_id": lead["stage_id"],
+            "responsible_user_id": lead["responsible_user_id"]}
+
+
+async def _lead_payload(tx: Tx, lead_id: int) -> dict[str, Any]:
+    """What a lead event carries: the unredacted card; each reader's view is cut from it (realtime/views)."""
+    lead = await rows.get(tx, "leads", lead_id)
+    links = (await rows.lead_contacts(tx, [lead_id]))[lead_id]
+    contacts = list((await rows.get_many(tx, "contacts", links)).values())
+    company = await rows.get(tx, "companies", lead["company_id"]) if lead["company_id"] else None
+    return {"lead": lead, "contacts": contacts, "company": company,
+            "subscribers": await rows.subscribers(tx, lead_id)}
+
+
+async def _emit_lead(tx: Tx, actor: Actor, type_: str, lead_id: int, before: dict | None = None,
+                     changed: list[str] | None = None) -> None:
+    payload = await _lead_payload(tx, lead_id)
+    payload.update(before=before, changed=changed or [], actor_id=actor.user_id)
+    await events.emit(tx, type_, payload, actor.now)
+
+
 async def _notify_subscribers(tx: Tx, actor: Actor, lead_id: int, type_: str, before: dict, after: dict) -> None:
     """Rule 5: every change of a lead reaches its subscribers. Custom values are not copied into the
     notice (a subscriber may not see them); only that they changed."""
@@ -170,9 +194,17 @@ async def _notify_subscribers(tx: Tx, actor: Actor, lead_id: int, type_: str, be
         return
     changed = sorted(set(before) | set(after))
     plain = lambda d: {k: v for k, v in d.items() if k != "custom_fields"}  # noqa: E731
-    await rows.notify(tx, targets, lead_id, type_, {"lead_id": lead_id, "actor_id": actor.user_id,
-                                                    "changed": changed, "before": plain(before),
-                                                    "after": plain(after)}, actor.now)
+    await notify(tx, actor, targets, lead_id, type_, {"lead_id": lead_id, "actor_id": actor.user_id,
+                                                     "changed": changed, "before": plain(before),
+                                                     "after": plain(after)})
+
+
+async def notify(tx: Tx, actor: Actor, user_ids: list[int], lead_id: int, type_: str, data: dict) -> None:
+    """Store a notification per user and push each one live to its owner."""
+    for user_id, note_id in await rows.notify(tx, user_ids, lead_id, type_, data, actor.now):
+        await events.emit(tx, "notification.created", {"user_id": user_id, "notification": {
+            "id": note_id, "type": type_, "lead_id": lead_id, "data": data, "created_at": iso(actor.now),
+            "read_at": None}}, actor.now)
 
 
 # --- leads ---
@@ -196,6 +228,7 @@ async def do_create_lead(db: Database, actor: Actor, subject: Subject, data: dic
         lead_id = await rows.insert(tx, "leads", values, actor.now)
         await rows.set_lead_contacts(tx, lead_id, contact_ids)
         await _log(tx, actor, "leads", "created", lead_id, {"after": _snapshot(subject, "leads", values, contact_ids)})
+        await _emit_lead(tx, actor, "lead.created", lead_id)
         return lead_id
 
     return await db.write(job)
@@ -244,6 +277,7 @@ async def do_update_lead(db: Database, actor: Actor, subject: Subject, lead_id: 
             await rows.set_lead_contacts(tx, lead_id, contact_ids)
         await _log(tx, actor, "leads", "updated", lead_id, {"before": b, "after": a})
         await _notify_subscribers(tx, actor, lead_id, "lead.updated", b, a)
+        await _emit_lead(tx, actor, "lead.updated", lead_id, before=_cell(lead), changed=sorted(a))
 
     await db.write(job)
 
@@ -256,6 +290,11 @@ async def do_delete(db: Database, actor: Actor, subject: Subject, entity: str, r
         before = _snapshot(subject, entity, record, contacts)
         if entity == "leads":
             await _notify_subscribers(tx, actor, record_id, "lead.deleted", before, {})
+            await events.emit(tx, "lead.deleted", {"lead": _cell(record), "actor_id": actor.user_id,
+                                                   "subscribers": await rows.subscribers(tx, record_id)}, actor.now)
+        elif entity in ("contacts", "companies"):
+            await events.emit(tx, f"{SINGULAR[entity]}.deleted", {"record": record, "actor_id": actor.user_id},
+                              actor.now)
         await rows.delete(tx, entity, record_id)
         await _log(tx, actor, entity, "deleted", record_id, {"before": before})
 
@@ -272,6 +311,7 @@ async def do_subscribe(db: Database, actor: Actor, subject: Subject, lead_id: in
         lead = await require_visible(tx, subject, "leads", lead_id)
         if user_id != subject.user_id and not subject.can_record("leads", "edit", lead):
             raise forbidden("Only users who may edit this lead can change other users' subscriptions.")
+        subscribers_before = await rows.subscribers(tx, lead_id)
         if add:
             await _check_user(tx, user_id, "user_id")
             changed = await rows.subscribe(tx, lead_id, user_id, actor.now)
@@ -281,8 +321,12 @@ async def do_subscribe(db: Database, actor: Actor, subject: Subject, lead_id: in
             verb = "subscribed" if add else "unsubscribed"
             await _log(tx, actor, "leads", verb, lead_id, {"user_id": user_id})
             if user_id != actor.user_id:
-                await rows.notify(tx, [user_id], lead_id, f"lead.{verb}",
-                                  {"lead_id": lead_id, "actor_id": actor.user_id}, actor.now)
+                await notify(tx, actor, [user_id], lead_id, f"lead.{verb}", {"lead_id": lead_id, "actor_id": actor.user_id})
+            # The hub sends access_revoked to a user whose unsubscription took the lead out of sight.
+            await events.emit(tx, "subscription.changed", {
+                "lead": _cell(lead), "before": _cell(lead), "user_ids": [user_id], "subscribed": add,
+                "subscribers_before": subscribers_before, "subscribers": await rows.subscribers(tx, lead_id)},
+                actor.now)
         return changed
 
     return await db.write(job)
@@ -309,6 +353,8 @@ async def do_create_party(db: Database, actor: Actor, subject: Subject, entity: 
             values.setdefault("phones", [])
         record_id = await rows.insert(tx, entity, values, actor.now)
         await _log(tx, actor, entity, "created", record_id, {"after": _snapshot(subject, entity, values)})
+        await events.emit(tx, f"{SINGULAR[entity]}.created", {"record": await rows.get(tx, entity, record_id),
+                                                              "actor_id": actor.user_id}, actor.now)
         return record_id
 
     return await db.write(job)
@@ -333,6 +379,9 @@ async def do_update_party(db: Database, actor: Actor, subject: Subject, entity: 
             return
         await rows.update(tx, entity, record_id, new, actor.now)
         await _log(tx, actor, entity, "updated", record_id, {"before": b, "after": a})
+        await events.emit(tx, f"{SINGULAR[entity]}.updated", {"record": await rows.get(tx, entity, record_id),
+                                                              "actor_id": actor.user_id, "changed": sorted(a)},
+                          actor.now)
 
     await db.write(job)
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from auth.policy import Subject
 
-from ..api.common import iso
+from ..times import iso
 from .fields import shown_custom
 
 Defs = Mapping[int, Any]

@@ -21,7 +21,7 @@ from auth.tokens import new_token, token_hash
 from ..api.problems import Problem, conflict, invalid, not_found, too_many, unauthorized
 from ..config import Config
 from ..sealing import Sealer
-from ..store import activity
+from ..store import activity, events
 from ..store import security as rows
 from ..store import sessions as session_rows
 from ..store import users as user_rows
@@ -248,6 +248,7 @@ async def do_update_policy(db: Database, actor: Actor, changes: dict[str, Any]) 
         await rows.save_settings(tx, {**await rows.settings(tx), **after})
         diff = [k for k in after if after[k] != before[k]]
         if diff:
+            await events.emit(tx, "security.changed", {}, actor.now)
             await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="security.updated",
                                   object_type="workspace", object_id=1,
                                   data={"before": {k: before[k] for k in diff}, "after": {k: after[k] for k in diff}})

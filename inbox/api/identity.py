@@ -89,6 +89,11 @@ async def authenticate(request: web.Request) -> Identity:
     token, via_cookie = presented_token(request)
     if not token:
         raise unauthorized()
+    return await identify(request, token, via_cookie)
+
+
+async def identify(request: web.Request, token: str, via_cookie: bool) -> Identity:
+    """The session behind a token: checked for expiry, CSRF (cookie writes) and touched."""
     config, db = request.app[CONFIG], request.app[DB]
     row = await session_rows.session_with_user(db, token_hash(token))
     if row is None or not row["is_active"]:

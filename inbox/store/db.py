@@ -35,11 +35,12 @@ MAX_BATCH = 256
 class Tx:
     """The write connection as seen by one job, inside its savepoint."""
 
-    __slots__ = ("_conn", "_after_commit")
+    __slots__ = ("_conn", "_after_commit", "_listeners")
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, listeners: list[Callable[[Any], None]] | None = None) -> None:
         self._conn = conn
         self._after_commit: list[Callable[[], Any]] = []
+        self._listeners = listeners if listeners is not None else []
 
     async def execute(self, sql: str, params: Params = ()) -> aiosqlite.Cursor:
         return await self._conn.execute(sql, params)
@@ -66,6 +67,11 @@ class Tx:
     def on_commit(self, callback: Callable[[], Any]) -> None:
         """Run ``callback`` after this job's data is committed (never if it rolls back)."""
         self._after_commit.append(callback)
+
+    def publish(self, event: Any) -> None:
+        """Hand a committed event to the database's listeners (the websocket hub, or a broker)."""
+        for listener in self._listeners:
+            listener(event)
 
 
 @dataclass
@@ -100,6 +106,9 @@ class Database:
         self._jobs: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self.commits = 0  # observable group-commit behaviour for benchmarks and metrics
+        # Called with each committed event, in commit order: the seam for fan-out (in-process hub
+        # today; a Redis or PostgreSQL NOTIFY publisher when several processes serve one workspace).
+        self.listeners: list[Callable[[Any], None]] = []
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +167,7 @@ class Database:
         try:
             await conn.execute("BEGIN IMMEDIATE")
             for job in batch:
-                tx = Tx(conn)
+                tx = Tx(conn, self.listeners)
                 await conn.execute("SAVEPOINT job")
                 try:
                     result = await job.fn(tx)

@@ -132,10 +132,15 @@ async def unsubscribe(tx: Tx, lead_id: int, user_id: int) -> bool:
 
 # --- notifications ---
 
-async def notify(tx: Tx, user_ids: Iterable[int], lead_id: int, type_: str, data: dict, now: float) -> None:
+async def notify(tx: Tx, user_ids: Iterable[int], lead_id: int, type_: str, data: dict,
+                 now: float) -> list[tuple[int, int]]:
+    """One notification per user; returns (user id, notification id) pairs."""
     payload = orjson.dumps(data).decode()
-    await tx.executemany("INSERT INTO notifications (user_id, lead_id, type, data, created_at) VALUES (?,?,?,?,?)",
-                         [(u, lead_id, type_, payload, now) for u in sorted(set(user_ids))])
+    out = []
+    for user_id in sorted(set(user_ids)):
+        out.append((user_id, await tx.insert("INSERT INTO notifications (user_id, lead_id, type, data, created_at)"
+                                             " VALUES (?,?,?,?,?)", (user_id, lead_id, type_, payload, now))))
+    return out
 
 
 async def list_notifications(db: Database, user_id: int, *, unread: bool, before: int | None, limit: int) -> list:

@@ -1,0 +1,76 @@
+"""/ws: one websocket per session, fed by the hub (SPEC section 4; protocol in docs/realtime.md).
+
+The first frame authenticates: ``{"type": "auth", "token": "...", "last_event_id": 123}``. A browser
+may instead rely on its session cookie, and then its ``Origin`` must be allowed (checklist 22); a
+token in the URL is never accepted, so it cannot leak into logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from auth.network import address_allowed
+
+from ..keys import DB, HUB
+from ..realtime.hub import CLOSE_FORBIDDEN, CLOSE_PROTOCOL, CLOSE_SESSION, Connection
+from .common import subject_for
+from .identity import COOKIE, allowlist, client_ip, identify, origin_allowed
+from .problems import Problem, forbidden
+from .routing import Access, registry
+
+AUTH_TIMEOUT = 10.0
+
+
+async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> web.WebSocketResponse:
+    await ws.close(code=code, message=reason.encode()[:120])
+    return ws
+
+
+@registry.route("GET", "/api/v1/ws", access=Access.PUBLIC, tag="realtime",
+                summary="Websocket of live events; first frame {type: auth, token?, last_event_id?}")
+async def websocket(request: web.Request) -> web.StreamResponse:
+    origin = request.headers.get("Origin")
+    if origin and not origin_allowed(request, origin):
+        raise forbidden(f"Origin {origin!r} may not open a websocket; add it to INBOX_ALLOWED_ORIGINS.")
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    try:
+        msg = await ws.receive(timeout=AUTH_TIMEOUT)
+    except asyncio.TimeoutError:
+        return await _close(ws, CLOSE_PROTOCOL, "send an auth frame first")
+    try:
+        first = orjson.loads(msg.data) if msg.type == WSMsgType.TEXT else None
+    except orjson.JSONDecodeError:
+        first = None
+    last = first.get("last_event_id") if isinstance(first, dict) else None
+    if not isinstance(first, dict) or first.get("type") != "auth" or not (
+            last is None or (isinstance(last, int) and not isinstance(last, bool) and last >= 0)):
+        return await _close(ws, CLOSE_PROTOCOL, "expected {type: auth, token?, last_event_id?}")
+    token, via_cookie = first.get("token"), False
+    if not token:
+        token, via_cookie = request.cookies.get(COOKIE), True
+    if not isinstance(token, str) or not token or not token.isascii():
+        return await _close(ws, CLOSE_SESSION, "no session")
+    try:
+        ident = await identify(request, token, via_cookie)
+    except Problem:
+        return await _close(ws, CLOSE_SESSION, "the session has ended; sign in again")
+    ip = client_ip(request)
+    if ident.settings.get("block_untrusted_api") and not address_allowed(ip, allowlist(ident.settings)):
+        return await _close(ws, CLOSE_FORBIDDEN, f"{ip} is outside the IP whitelist")
+    hub = request.app[HUB]
+    conn = Connection(ws, await subject_for(request.app[DB], ident), ident.session_id, ip, hub.buffer)
+    await hub.attach(conn, last)
+    try:
+        async for msg in ws:  # clients only ping; anything else is ignored
+            if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+    finally:
+        hub.detach(conn)
+        conn.close(conn.close_code or 1000)
+        if conn.writer:
+            await conn.writer
+    return ws

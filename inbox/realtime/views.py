@@ -1,0 +1,130 @@
+"""Who may see an event, and what they see of it. Pure: the permission core decides, the same
+renderers as REST shape the payload, so a websocket shows exactly what a GET would.
+
+``view(subject, event, defs)`` answers with a *signature* (the facts that change the rendering for
+this reader, e.g. "real view right, fields 1 and 3 visible, contact restricted") and a function that
+renders for it. Readers who share a signature share one serialisation (SPEC section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from auth.policy import Subject
+
+from ..actions import render
+from ..times import iso
+from ..store.events import Event
+
+Defs = Mapping[str, Mapping[int, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    signature: tuple
+    build: Callable[[], dict[str, Any]]
+
+
+def _cell_visible(subject: Subject, cell: Mapping[str, Any] | None, subscribers) -> bool:
+    if not cell:
+        return False
+    return subject.can_lead("view", cell["pipeline_id"], cell["stage_id"], cell["responsible_user_id"],
+                            subscribed=subject.user_id in subscribers)
+
+
+def lead_visible(subject: Subject, data: Mapping[str, Any]) -> bool:
+    return _cell_visible(subject, data["lead"], data.get("subscribers", ()))
+
+
+def lost_lead(subject: Subject, event: Event) -> int | None:
+    """The lead this event took out of the reader's sight, if any (for ``access_revoked``)."""
+    data = event.data
+    if event.type in ("lead.updated", "subscription.changed") and data.get("before"):
+        subs_before = data.get("subscribers_before", data.get("subscribers", ()))
+        if _cell_visible(subject, data["before"], subs_before) and not lead_visible(subject, data):
+            return data["lead"]["id"]
+    return None
+
+
+def chat_visible(subject: Subject, data: Mapping[str, Any]) -> bool:
+    """Rule 5 and 6: admin, a real view right on the lead, a subscription to it, or the contact."""
+    if subject.is_admin:
+        return True
+    lead = data.get("lead")
+    if lead and (subject.user_id in data.get("subscribers", ())
+                 or subject.lead_view_right(lead["pipeline_id"], lead["stage_id"], lead["responsible_user_id"])):
+        return True
+    return subject.can_entity("contacts", "view", data["contact"]["responsible_user_id"])
+
+
+def attachment_json(subject: Subject, attachment: Mapping[str, Any]) -> dict[str, Any]:
+    """Rule 9: without files_access an attachment is its type and nothing else."""
+    if subject.rights.files_access:
+        return dict(attachment)
+    return {"type": attachment["type"], "hidden": True}
+
+
+def message_json(subject: Subject, message: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": message["id"], "conversation_id": message["conversation_id"], "author_type": message["author_type"],
+            "author_user_id": message["author_user_id"], "text": message["text"],
+            "attachments": [attachment_json(subject, a) for a in message["attachments"]],
+            "status": message["status"], "created_at": iso(message["created_at"])}
+
+
+def view(subject: Subject, event: Event, defs: Defs) -> View | None:
+    data = event.data
+    kind = event.type
+    if kind in ("lead.created", "lead.updated"):
+        if not lead_visible(subject, data):
+            return None
+        lead = data["lead"]
+        subscribed = subject.user_id in data.get("subscribers", ())
+        real = subject.lead_view_right(lead["pipeline_id"], lead["stage_id"], lead["responsible_user_id"])
+        shown = tuple(sorted(render.shown_custom(subject, "leads", defs["leads"], lead["custom"]))) if real else ()
+        contacts = data.get("contacts", [])
+        company = data.get("company")
+        signature = (kind, real, subscribed, shown,
+                     tuple(_party_signature(subject, "contacts", c, defs) for c in contacts),
+                     _party_signature(subject, "companies", company, defs) if company else None)
+        return View(signature, lambda: {"lead": render.lead_json(subject, lead, subscribed=subscribed, contacts=contacts,
+                                                                 company=company, defs=defs)})
+    if kind == "lead.deleted":
+        if not lead_visible(subject, data):
+            return None
+        return View((kind,), lambda: {"lead_id": data["lead"]["id"]})
+    if kind in ("contact.created", "contact.updated", "company.created", "company.updated"):
+        entity = "contacts" if kind.startswith("contact") else "companies"
+        record = data["record"]
+        if not subject.can_entity(entity, "view", record["responsible_user_id"]):
+            return None
+        shape = render.contact_json if entity == "contacts" else render.company_json
+        return View((kind, _party_signature(subject, entity, record, defs)),
+                    lambda: {entity[:-1] if entity == "contacts" else "company": shape(subject, record, defs[entity])})
+    if kind in ("contact.deleted", "company.deleted"):
+        entity = "contacts" if kind.startswith("contact") else "companies"
+        if not subject.can_entity(entity, "view", data["record"]["responsible_user_id"]):
+            return None
+        return View((kind,), lambda: {"id": data["record"]["id"]})
+    if kind == "message.created":
+        if not chat_visible(subject, data):
+            return None
+        contact = data["contact"]
+        contact_ok = subject.can_entity("contacts", "view", contact["responsible_user_id"])
+        signature = (kind, subject.rights.files_access, _party_signature(subject, "contacts", contact, defs)
+                     if contact_ok else False)
+        return View(signature, lambda: {"message": message_json(subject, data["message"]),
+                                        "conversation": {"id": data["conversation"]["id"],
+                                                         "lead_id": data["conversation"]["lead_id"]},
+                                        "contact": render.contact_card(subject, contact, defs["contacts"])})
+    if kind == "notification.created":
+        if data["user_id"] != subject.user_id:
+            return None
+        return View((kind, subject.user_id), lambda: {"notification": data["notification"]})
+    return None  # control events (access, security, fields) are handled by the hub, not delivered
+
+
+def _party_signature(subject: Subject, entity: str, record: Mapping[str, Any], defs: Defs) -> tuple:
+    if not subject.can_entity(entity, "view", record["responsible_user_id"]):
+        return (False,)
+    return (True, tuple(sorted(render.shown_custom(subject, entity, defs[entity], record["custom"]))))
