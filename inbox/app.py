@@ -9,7 +9,7 @@ from aiohttp import web
 from auth.passwords import Hasher
 
 # Registration order is match order: fixed paths such as /leads/custom_fields before /leads/{id}.
-from .api import (auth_routes, catalog_routes, groups_roles_routes, meta_routes,  # noqa: F401  (register routes)
+from .api import (auth_routes, catalog_routes, chats_routes, groups_roles_routes, meta_routes,  # noqa: F401  (register routes)
                   activity_routes, participants_routes, records_routes, security_routes, users_routes, ws_routes)
 from .api.middleware import access, errors
 from .api.routing import registry
@@ -40,6 +40,11 @@ def create_app(config: Config) -> web.Application:
         await hub.stop()
         await db.close()
 
+    async def close_sockets(app: web.Application) -> None:
+        # Before aiohttp waits for open handlers: otherwise every websocket holds shutdown up.
+        await app[HUB].close_all()
+
     app.cleanup_ctx.append(database)
+    app.on_shutdown.append(close_sockets)
     registry.install(app)
     return app

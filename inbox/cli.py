@@ -1,4 +1,4 @@
-"""``inbox serve | init | demo | audit verify``: configuration by flags, then INBOX_* variables, then defaults."""
+"""``inbox serve | init | demo | audit verify | listen``: configuration by flags, then INBOX_* variables, then defaults."""
 
 from __future__ import annotations
 
@@ -113,6 +113,18 @@ def _positive(raw: str) -> int:
     return int(raw)
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    from .listen import listen
+
+    if not args.token:
+        print("give --token (or INBOX_TOKEN): sign in with POST /api/v1/auth/login", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(listen(args.url, args.token, args.last_event_id))
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inbox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--progress-every", type=_positive, default=100_000, metavar="N",
                         help="print a progress line on stderr every N rows (default 100000)")
     verify.set_defaults(fn=cmd_audit_verify)
+
+    listen = sub.add_parser("listen", help="print a user's live events as JSON lines (resumes after drops)")
+    listen.add_argument("--token", default=os.environ.get("INBOX_TOKEN"),
+                        help="a session token from POST /api/v1/auth/login (or INBOX_TOKEN)")
+    listen.add_argument("--url", default="ws://127.0.0.1:8080/api/v1/ws")
+    listen.add_argument("--last-event-id", type=int, default=None, help="resume after this event id")
+    listen.set_defaults(fn=cmd_listen)
 
     args = parser.parse_args(argv)
     return args.fn(args)

@@ -262,3 +262,29 @@ class ExplainQuery(Query):
         if self.action == "add" and self.entity == "leads" and self.pipeline_id is None:
             raise ValueError("pipeline_id is required to explain adding a lead")
         return self
+
+
+class ConversationIn(Body):
+    contact_id: Id
+    lead_id: Id | None = None
+
+
+class MessageIn(Body):
+    text: Annotated[str, StringConstraints(max_length=20_000)] = ""
+    attachments: Annotated[list[Id], Field(max_length=20)] = []
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.text.strip() and not self.attachments:
+            raise ValueError("a message needs text or an attachment")
+        return self
+
+
+class ReadIn(Body):
+    message_id: Id
+
+
+class ChatList(Query):
+    cursor: Id | None = None
+    limit: Annotated[int, Field(ge=1, le=250)] = 50
+    lead_id: Id | None = None

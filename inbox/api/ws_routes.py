@@ -35,7 +35,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     if origin and not origin_allowed(request, origin):
         raise forbidden(f"Origin {origin!r} may not open a websocket; add it to INBOX_ALLOWED_ORIGINS.")
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+    # timeout: how long a server-side close waits for the client's answer (a slow client may never).
+    # compress=False: permessage-deflate would compress every frame once per recipient, undoing
+    # the one-serialisation-per-redaction fan-out.
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024, timeout=2.0, compress=False)
     await ws.prepare(request)
     try:
         msg = await ws.receive(timeout=AUTH_TIMEOUT)
@@ -70,7 +73,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         hub.detach(conn)
-        conn.close(conn.close_code or 1000)
-        if conn.writer:
-            await conn.writer
+        conn.closed = True
+        if conn.writer and not conn.writer.done():
+            if conn.close_code is None:  # the client left: nothing more to write
+                conn.writer.cancel()
+            await asyncio.gather(conn.writer, return_exceptions=True)
     return ws

@@ -43,6 +43,9 @@ CLOSE_FORBIDDEN = 4003     # the address is outside the workspace IP whitelist
 CLOSE_SLOW = 4008          # the client fell behind its buffer: reconnect with last_event_id
 CLOSE_GOING_AWAY = 1001    # the server is stopping
 
+# How long catch-up waits for a reader to make room before calling it too slow.
+CATCH_UP_PATIENCE = 10.0
+
 CONTROL = frozenset({"access.changed", "subscription.changed", "security.changed", "fields.changed"})
 
 
@@ -93,8 +96,8 @@ class Connection:
             pass  # the peer went away; the reader notices too
         finally:
             self.closed = True
-            if not self.ws.closed:
-                await self.ws.close(code=self.close_code or CLOSE_GOING_AWAY)
+            if not self.ws.closed and self.close_code is not None:
+                await self.ws.close(code=self.close_code)
 
 
 def _frame(kind: str, **fields: Any) -> str:
@@ -127,6 +130,9 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.close_all()
+
+    async def close_all(self) -> None:
         for conn in self.all():
             conn.close(CLOSE_GOING_AWAY)
         writers = [c.writer for c in self.all() if c.writer]
@@ -154,7 +160,15 @@ class Hub:
             if not batch:
                 break
             for event in batch:
-                self._handle_for(conn, event, {})
+                # Catch-up goes at the reader's pace: wait for room rather than overflow the buffer.
+                for frame in self._frames_for(conn, event, {}):
+                    try:
+                        await asyncio.wait_for(conn.queue.put(frame), CATCH_UP_PATIENCE)
+                    except asyncio.TimeoutError:
+                        conn.close(CLOSE_SLOW)
+                        return
+                    if conn.closed:
+                        return
         # No await from here on: the buffered live events join exactly where the catch-up ended.
         for event in conn.pending:
             self._handle_for(conn, event, {})
@@ -181,6 +195,9 @@ class Hub:
                 self._deliver(event)
             except Exception:
                 log.exception("event dispatch failed", extra={"event_id": event.id, "type": event.type})
+            # A committed batch arrives as a burst; letting the writers run between events keeps a
+            # reader's queue short, so only a reader that really falls behind fills its buffer.
+            await asyncio.sleep(0)
 
     def _deliver(self, event: Event) -> None:
         cache: dict[tuple, str] = {}
@@ -192,23 +209,29 @@ class Hub:
                     conn.pending.append(event)
 
     def _handle_for(self, conn: Connection, event: Event, cache: dict[tuple, str]) -> None:
+        for frame in self._frames_for(conn, event, cache):
+            conn.offer(frame)
+
+    def _frames_for(self, conn: Connection, event: Event, cache: dict[tuple, str]) -> list[str]:
+        """The frames one connection gets for one event (usually none or one); advances its cursor."""
         if event.id <= conn.cursor or conn.closed:
-            return
+            return []
         conn.cursor = event.id
+        frames = []
         lost = lost_lead(conn.subject, event)
         if lost is not None:
-            conn.offer(_frame("access_revoked", id=event.id, lead_id=lost))
+            frames.append(_frame("access_revoked", id=event.id, lead_id=lost))
         if event.type == "access.changed" and self._concerns(conn, event):
-            conn.offer(_frame("access_changed", id=event.id))
+            frames.append(_frame("access_changed", id=event.id))
         shown = view(conn.subject, event, self.defs)
-        if shown is None:
-            return
-        frame = cache.get(shown.signature)
-        if frame is None:
-            frame = _frame("event", id=event.id, event=event.type, at=iso(event.at), data=shown.build())
-            cache[shown.signature] = frame
-        conn.offer(frame)
-        self.delivered += 1
+        if shown is not None:
+            frame = cache.get(shown.signature)
+            if frame is None:
+                frame = _frame("event", id=event.id, event=event.type, at=iso(event.at), data=shown.build())
+                cache[shown.signature] = frame
+            frames.append(frame)
+            self.delivered += 1
+        return frames
 
     @staticmethod
     def _concerns(conn: Connection, event: Event) -> bool:

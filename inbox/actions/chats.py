@@ -1,0 +1,92 @@
+"""Lead-card chats: who may open one (rule 5 and 6), agent replies, read marks. Every message is an
+event, written in the same transaction, so the hub delivers exactly what was committed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auth.policy import Subject
+
+from ..api.problems import forbidden, invalid, not_found
+from ..realtime.views import chat_visible
+from ..store import chats as rows
+from ..store import events
+from ..store import records as record_rows
+from ..store.db import Database, Tx
+from .context import Actor
+
+
+async def chat_facts(db: Database | Tx, conversation) -> dict[str, Any]:
+    """What the access rule needs: the lead's cell, its subscribers, the contact (the event shape)."""
+    lead = await record_rows.get(db, "leads", conversation["lead_id"]) if conversation["lead_id"] else None
+    return {"conversation": {"id": conversation["id"], "lead_id": conversation["lead_id"],
+                             "contact_id": conversation["contact_id"]},
+            "lead": {k: lead[k] for k in ("id", "pipeline_id", "stage_id", "responsible_user_id")} if lead else None,
+            "subscribers": await record_rows.subscribers(db, lead["id"]) if lead else [],
+            "contact": await record_rows.get(db, "contacts", conversation["contact_id"])}
+
+
+async def require_chat(db: Database | Tx, subject: Subject, conversation_id: int) -> tuple[Any, dict[str, Any]]:
+    conversation = await rows.get_conversation(db, conversation_id)
+    if conversation is None:
+        raise not_found("conversation")
+    facts = await chat_facts(db, conversation)
+    if not chat_visible(subject, facts):
+        raise not_found("conversation")
+    return conversation, facts
+
+
+async def do_open(db: Database, actor: Actor, subject: Subject, contact_id: int, lead_id: int | None) -> int:
+    """Open a conversation with a contact (optionally on a lead) the agent may reach."""
+
+    async def job(tx: Tx) -> int:
+        contact = await record_rows.get(tx, "contacts", contact_id)
+        lead = await record_rows.get(tx, "leads", lead_id) if lead_id else None
+        if contact is None or (lead_id and lead is None):
+            raise invalid("unknown contact or lead", [{"path": "contact_id", "message": "not found"}])
+        facts = {"lead": lead, "contact": contact,
+                 "subscribers": await record_rows.subscribers(tx, lead_id) if lead else []}
+        if not chat_visible(subject, facts):
+            raise invalid("no contact or lead with these ids is visible to you",
+                          [{"path": "contact_id", "message": "not visible"}])
+        return await rows.insert_conversation(tx, contact_id, lead_id, "internal", actor.now)
+
+    return await db.write(job)
+
+
+async def do_reply(db: Database, actor: Actor, subject: Subject, conversation_id: int, text: str,
+                   media_ids: list[int]) -> int:
+    async def job(tx: Tx) -> int:
+        conversation, facts = await require_chat(tx, subject, conversation_id)
+        attachments = []
+        if media_ids:
+            if not subject.rights.files_access:
+                raise forbidden("Attaching files needs files access.")
+            found = await rows.media_rows(tx, media_ids)
+            missing = [m for m in media_ids if m not in found]
+            if missing:
+                raise invalid(f"no media with ids {missing}", [{"path": "attachments", "message": "unknown media"}])
+            attachments = [{"media_id": m, "type": found[m]["type"], "name": found[m]["name"],
+                            "size": found[m]["size"]} for m in media_ids]
+        message_id = await rows.insert_message(tx, conversation_id, author_type="agent", author_user_id=actor.user_id,
+                                               text=text, attachments=attachments, now=actor.now)
+        await emit_message(tx, facts, await rows.get_message(tx, message_id), actor.now)
+        return message_id
+
+    return await db.write(job)
+
+
+async def emit_message(tx: Tx, facts: dict[str, Any], message: dict[str, Any], now: float) -> None:
+    await events.emit(tx, "message.created", {**facts, "message": message}, now)
+
+
+async def do_mark_read(db: Database, actor: Actor, subject: Subject, conversation_id: int, message_id: int) -> None:
+    async def job(tx: Tx) -> None:
+        await require_chat(tx, subject, conversation_id)
+        message = await rows.get_message(tx, message_id)
+        if message is None or message["conversation_id"] != conversation_id:
+            raise invalid("that message is not in this conversation",
+                          [{"path": "message_id", "message": "not in conversation"}])
+        await rows.mark_read(tx, actor.user_id, conversation_id, message_id)
+
+    await db.write(job)

@@ -1,0 +1,102 @@
+"""/chats: conversations a user may open (admin, a view right on the lead, a subscription to it, or a
+view right on the contact), their messages, agent replies and read marks."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from auth.visibility import entity_visibility, leads_visibility
+
+from ..actions import chats
+from ..actions.records import load_defs
+from ..actions.render import contact_card
+from ..keys import DB
+from ..realtime.views import message_json
+from ..store import catalog
+from ..store import chats as rows
+from ..store import records as record_rows
+from . import record_models as m
+from .common import actor, iso, subject_of
+from .routing import Access, body, int_id, json_response, query, registry
+
+route = registry.route
+
+
+async def _visible_where(request: web.Request) -> tuple[str, list]:
+    subject = await subject_of(request)
+    if subject.is_admin:
+        return "1", []
+    leads = leads_visibility(subject, await catalog.stage_catalogue(request.app[DB]))
+    contacts = entity_visibility(subject, "contacts")
+    lead_sql, lead_params = leads.where()
+    contact_sql, contact_params = contacts.where() if not contacts.nothing else ("0", [])
+    return (f"(lead_id IN (SELECT id FROM leads WHERE {lead_sql}) OR contact_id IN"
+            f" (SELECT id FROM contacts WHERE {contact_sql}))", [*lead_params, *contact_params])
+
+
+async def _conversation_json(request: web.Request, rows_) -> list[dict]:
+    db = request.app[DB]
+    subject = await subject_of(request)
+    contacts = await record_rows.get_many(db, "contacts", [c["contact_id"] for c in rows_])
+    reads = await rows.last_read(db, subject.user_id, [c["id"] for c in rows_])
+    defs = (await load_defs(db))["contacts"]
+    return [{"id": c["id"], "lead_id": c["lead_id"], "channel": c["channel"],
+             "contact": contact_card(subject, contacts[c["contact_id"]], defs), "last_read_id": reads.get(c["id"]),
+             "created_at": iso(c["created_at"]), "updated_at": iso(c["updated_at"])} for c in rows_]
+
+
+@route("GET", "/api/v1/chats", access=Access.USER, tag="chats", query=m.ChatList,
+       summary="Conversations you may open, newest first (filter by lead_id)")
+async def list_chats(request: web.Request) -> web.Response:
+    q: m.ChatList = query(request)
+    where, params = await _visible_where(request)
+    if q.lead_id is not None:
+        where, params = f"{where} AND lead_id = ?", [*params, q.lead_id]
+    found = await rows.list_conversations(request.app[DB], (where, params), before=q.cursor, limit=q.limit + 1)
+    more = len(found) > q.limit
+    found = found[:q.limit]
+    return json_response({"items": await _conversation_json(request, found), "limit": q.limit,
+                          "next_cursor": found[-1]["id"] if more else None})
+
+
+@route("POST", "/api/v1/chats", access=Access.USER, tag="chats", body=m.ConversationIn, status=201,
+       summary="Open a conversation with a contact, optionally on a lead")
+async def open_chat(request: web.Request) -> web.Response:
+    data: m.ConversationIn = await body(request)
+    cid = await chats.do_open(request.app[DB], actor(request), await subject_of(request), data.contact_id,
+                              data.lead_id)
+    return json_response((await _conversation_json(request, [await rows.get_conversation(request.app[DB], cid)]))[0],
+                         status=201)
+
+
+@route("GET", "/api/v1/chats/{id}/messages", access=Access.USER, tag="chats", query=m.ChatList,
+       summary="Messages of a conversation, newest first; attachments hidden without files access")
+async def list_messages(request: web.Request) -> web.Response:
+    cid = int_id(request)
+    q: m.ChatList = query(request)
+    subject = await subject_of(request)
+    await chats.require_chat(request.app[DB], subject, cid)
+    found = await rows.list_messages(request.app[DB], cid, before=q.cursor, limit=q.limit + 1)
+    more = len(found) > q.limit
+    found = found[:q.limit]
+    return json_response({"items": [message_json(subject, msg) for msg in found], "limit": q.limit,
+                          "next_cursor": found[-1]["id"] if more else None})
+
+
+@route("POST", "/api/v1/chats/{id}/messages", access=Access.USER, tag="chats", body=m.MessageIn, status=201,
+       summary="Reply as an agent; delivered live to everyone who may see the conversation")
+async def reply(request: web.Request) -> web.Response:
+    cid = int_id(request)
+    data: m.MessageIn = await body(request)
+    subject = await subject_of(request)
+    mid = await chats.do_reply(request.app[DB], actor(request), subject, cid, data.text, data.attachments)
+    return json_response(message_json(subject, await rows.get_message(request.app[DB], mid)), status=201)
+
+
+@route("POST", "/api/v1/chats/{id}/read", access=Access.USER, tag="chats", body=m.ReadIn, status=204,
+       summary="Mark a conversation read up to a message")
+async def mark_read(request: web.Request) -> web.Response:
+    data: m.ReadIn = await body(request)
+    await chats.do_mark_read(request.app[DB], actor(request), await subject_of(request), int_id(request),
+                             data.message_id)
+    return web.Response(status=204)

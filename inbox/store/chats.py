@@ -1,0 +1,73 @@
+"""Conversations and their messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .db import Database, Tx
+
+
+def decode_message(row) -> dict[str, Any]:
+    out = dict(row)
+    out["attachments"] = orjson.loads(out["attachments"])
+    return out
+
+
+async def get_conversation(db: Database | Tx, conversation_id: int):
+    return await db.fetchone("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+
+
+async def insert_conversation(tx: Tx, contact_id: int, lead_id: int | None, channel: str, now: float) -> int:
+    return await tx.insert("INSERT INTO conversations (contact_id, lead_id, channel, created_at, updated_at)"
+                           " VALUES (?,?,?,?,?)", (contact_id, lead_id, channel, now, now))
+
+
+async def list_conversations(db: Database, where: tuple[str, list], *, before: int | None, limit: int) -> list:
+    cursor = " AND id < ?" if before is not None else ""
+    return await db.fetchall(f"SELECT * FROM conversations WHERE {where[0]}{cursor} ORDER BY id DESC LIMIT ?",
+                             [*where[1], *([before] if before is not None else []), limit])
+
+
+async def insert_message(tx: Tx, conversation_id: int, *, author_type: str, author_user_id: int | None, text: str,
+                         attachments: list[dict], now: float) -> int:
+    message_id = await tx.insert(
+        "INSERT INTO messages (conversation_id, author_type, author_user_id, text, attachments, created_at)"
+        " VALUES (?,?,?,?,?,?)", (conversation_id, author_type, author_user_id, text,
+                                 orjson.dumps(attachments).decode(), now))
+    await tx.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+    return message_id
+
+
+async def get_message(db: Database | Tx, message_id: int) -> dict[str, Any] | None:
+    row = await db.fetchone("SELECT * FROM messages WHERE id = ?", (message_id,))
+    return decode_message(row) if row else None
+
+
+async def list_messages(db: Database, conversation_id: int, *, before: int | None, limit: int) -> list[dict]:
+    cursor = " AND id < ?" if before is not None else ""
+    rows = await db.fetchall(f"SELECT * FROM messages WHERE conversation_id = ?{cursor} ORDER BY id DESC LIMIT ?",
+                             [conversation_id, *([before] if before is not None else []), limit])
+    return [decode_message(r) for r in rows]
+
+
+async def media_rows(db: Database | Tx, ids: list[int]) -> dict[int, Any]:
+    if not ids:
+        return {}
+    rows = await db.fetchall(f"SELECT * FROM media WHERE id IN ({','.join('?' * len(ids))})", ids)
+    return {r["id"]: r for r in rows}
+
+
+async def mark_read(tx: Tx, user_id: int, conversation_id: int, message_id: int) -> None:
+    await tx.execute("INSERT INTO conversation_reads (user_id, conversation_id, last_read_id) VALUES (?,?,?)"
+                     " ON CONFLICT DO UPDATE SET last_read_id = max(last_read_id, excluded.last_read_id)",
+                     (user_id, conversation_id, message_id))
+
+
+async def last_read(db: Database, user_id: int, ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = await db.fetchall(f"SELECT conversation_id, last_read_id FROM conversation_reads WHERE user_id = ? AND"
+                             f" conversation_id IN ({','.join('?' * len(ids))})", [user_id, *ids])
+    return {r[0]: r[1] for r in rows}
