@@ -427,3 +427,21 @@ async def test_audit_verify_without_a_database_is_an_error(tmp_path):
     code, out, err = await audit(tmp_path / "nowhere")
     assert code == 2 and out == "" and "no database" in err
     assert not (tmp_path / "nowhere").exists()  # a check never creates a workspace
+
+
+async def test_expiry_admin_single_session_end_and_refused_logins_are_attributed(api, admin):
+    bob = await api.add_user(admin, "Bob")
+    other = await api.persona(bob.email, bob.password)
+    current = [s["id"] for s in (await api.get("/api/v1/sessions", who=other)).body["items"] if s["current"]]
+    r = await api.delete(f"/api/v1/sessions/{current[0]}", who=admin)
+    assert r.status == 204
+    rows = await api.rows("SELECT type, actor_id, object_id FROM activity WHERE type LIKE 'session.%' ORDER BY id")
+    assert rows[-1] == ("session.ended_by_admin", admin.user_id, bob.user_id)
+    api.clock.advance(13 * 3600)  # past the idle timeout
+    assert (await api.get("/api/v1/account", who=bob)).status == 401
+    rows = await api.rows("SELECT type, actor_id FROM activity WHERE type = 'session.expired'")
+    assert rows == [("session.expired", bob.user_id)]
+    for _ in range(6):
+        await api.login(bob.email, "wrong-password-x")
+    throttled = await api.rows("SELECT actor_id FROM activity WHERE type = 'login.throttled'")
+    assert throttled and throttled[0][0] == bob.user_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import random
 import socket
@@ -383,3 +384,30 @@ async def test_listen_command_prints_live_events(api, admin):
     finally:
         proc.terminate()
         await proc.wait()
+
+
+@pytest.mark.parametrize("config_overrides", [{"argon2_time_cost": 1, "argon2_memory_kib": 1024,
+                                               "trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),)}])
+async def test_ip_blocking_refuses_and_closes_websockets(api, admin):
+    """Issue 4 / SPEC 3: with API blocking on, sockets from outside the whitelist are refused at the
+    handshake, and open ones from a newly excluded address are closed."""
+    office = {"X-Forwarded-For": "203.0.113.5"}
+    outside = await connect(api, admin, additional_headers={"X-Forwarded-For": "192.0.2.9"})
+    inside = await connect(api, admin, additional_headers=office)
+    r = await api.patch("/api/v1/account/security", {"ip_whitelist": [{"cidr": "203.0.113.0/24"}],
+                                                     "block_untrusted_api": True}, who=admin, headers=office)
+    assert r.status == 200
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(outside.ws.recv(), 2)
+    assert closed.value.rcvd.code == 4003
+    async with websockets.connect(ws_url(api), additional_headers={"X-Forwarded-For": "192.0.2.9"}) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": admin.token}))
+        with pytest.raises(websockets.ConnectionClosed) as refused:
+            await asyncio.wait_for(ws.recv(), 2)
+        assert refused.value.rcvd.code == 4003
+    await api.post("/api/v1/pipelines", {"name": "P", "stages": ["S"]}, who=admin, headers=office)
+    # The socket inside the list stays open and keeps receiving.
+    contact = (await api.post("/api/v1/contacts", {"name": "Z"}, who=admin, headers=office)).body["id"]
+    frame = (await inside.until(lambda f: f.get("event") == "contact.created"))[-1]
+    assert frame["data"]["contact"]["id"] == contact

@@ -47,9 +47,12 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
                    user_agent: str, old_token: str | None) -> Login:
     now = config.clock()
     policy = await security_rows.settings(db)
+    # Refused and throttled attempts name the account they aimed at, so the log filters by user.
+    target = await user_rows.get_user_by_email(db, email)
+    target_id = target["id"] if target else None
     if not address_allowed(ip, parse_allowlist(e["cidr"] for e in policy.get("ip_whitelist", ()))):
         # The whitelist always gates login (SPEC 3), before any password is looked at.
-        await db.write(lambda tx: activity.append(tx, at=now, actor_id=None, ip=ip, type="login.ip_refused",
+        await db.write(lambda tx: activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.ip_refused",
                                                   data={"email": email}))
         raise Problem(403, "ip-not-allowed", "Address not allowed",
                       f"Sign-in from {ip} is not allowed by the workspace IP whitelist.")
@@ -63,7 +66,7 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
                        max_delay=config.login_max_delay_seconds),
     )
     if wait > 0:
-        await db.write(lambda tx: activity.append(tx, at=now, actor_id=None, ip=ip, type="login.throttled",
+        await db.write(lambda tx: activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.throttled",
                                                   data={"email": email}))
         raise too_many("Too many failed sign-in attempts; wait before trying again, or ask an administrator "
                        "to reset the password.", wait)

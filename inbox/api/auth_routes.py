@@ -142,7 +142,8 @@ async def end_session(request: web.Request) -> web.Response:
     row = await session_rows.get_session(db, sid)
     if row is None or (row["user_id"] != ident.user_id and not ident.is_admin):
         raise not_found("session")
-    await do_end_sessions(db, actor(request), row["user_id"], session_id=sid, reason="session.ended")
+    reason = "session.ended" if row["user_id"] == ident.user_id else "session.ended_by_admin"
+    await do_end_sessions(db, actor(request), row["user_id"], session_id=sid, reason=reason)
     return web.Response(status=204)
 
 

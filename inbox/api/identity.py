@@ -12,6 +12,7 @@ from auth.network import client_address, parse_allowlist
 from auth.tokens import csrf_ok, session_expired, token_hash
 
 from ..keys import CONFIG, DB
+from ..store import activity
 from ..store import sessions as session_rows
 from .problems import forbidden, unauthorized
 
@@ -103,8 +104,14 @@ async def identify(request: web.Request, token: str, via_cookie: bool) -> Identi
                               idle_timeout=config.session_idle_seconds,
                               absolute_timeout=config.session_absolute_seconds)
     if expired:
-        sid = row["session_id"]
-        await db.write(lambda tx: session_rows.delete_session(tx, sid))
+        sid, uid, ip = row["session_id"], row["id"], client_ip(request)
+
+        async def end(tx) -> None:
+            await session_rows.delete_session(tx, sid)
+            await activity.append(tx, at=now, actor_id=uid, ip=ip, type="session.expired", object_type="session",
+                                  object_id=sid, data={"timeout": expired})
+
+        await db.write(end)
         raise unauthorized(f"The session expired ({expired} timeout); sign in again.")
     if via_cookie and request.method not in SAFE_METHODS:
         check_cross_site(request)
