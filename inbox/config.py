@@ -51,6 +51,8 @@ class Config:
     login_challenge_seconds: float = 300
     # Frames a websocket may have waiting before the server closes it as too slow (code 4008).
     ws_buffer: int = 1024
+    # Events older than this are pruned; a client resuming from before gets a "resync" frame.
+    event_retention_seconds: float = 7 * 86400
     # Wrong second-factor codes per user before the back-off starts (checklist 13).
     totp_failure_limit: int = 5
     clock: Callable[[], float] = field(default=time.time, repr=False)

@@ -17,6 +17,7 @@ from inbox.actions import chats
 from inbox.actions.access import load_subject
 from inbox.actions.context import Actor
 from inbox.keys import HUB
+from inbox.store import events as event_rows
 
 N_EVENTS = 5000
 AGENT = {"leads": {"add": "A", "view": "M", "edit": "M", "delete": "M", "export": "D"},
@@ -411,3 +412,15 @@ async def test_ip_blocking_refuses_and_closes_websockets(api, admin):
     contact = (await api.post("/api/v1/contacts", {"name": "Z"}, who=admin, headers=office)).body["id"]
     frame = (await inside.until(lambda f: f.get("event") == "contact.created"))[-1]
     assert frame["data"]["contact"]["id"] == contact
+
+
+async def test_old_events_are_pruned_and_a_stale_cursor_gets_resync(api, admin):
+    stages, field, maria, tom, gina = await setup(api, admin)
+    await make_lead(api, admin, maria, stages[0], field)
+    # Everything up to now falls out of the window (the hub runs this hourly with its retention).
+    removed = await api.db.write(lambda tx: event_rows.prune(tx, api.clock.now + 1))
+    assert removed > 0
+    ws = await websockets.connect(ws_url(api))
+    OPEN.append(ws)
+    await ws.send(json.dumps({"type": "auth", "token": maria.token, "last_event_id": 0}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 3))["type"] == "resync"

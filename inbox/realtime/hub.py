@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -105,8 +106,11 @@ def _frame(kind: str, **fields: Any) -> str:
 
 
 class Hub:
-    def __init__(self, db: Database, *, buffer: int = 1024, sweep_seconds: float = 0.5) -> None:
+    def __init__(self, db: Database, *, buffer: int = 1024, sweep_seconds: float = 0.5,
+                 retention_seconds: float = 7 * 86400, clock=time.time) -> None:
         self.db = db
+        self.retention_seconds = retention_seconds
+        self.clock = clock
         self.buffer = buffer
         self.sweep_seconds = sweep_seconds
         self.connections: dict[int, set[Connection]] = {}
@@ -123,7 +127,8 @@ class Hub:
         self.policy = await security_rows.settings(self.db)
         self.db.listeners.append(self._inbox.put_nowait)
         self._tasks = [asyncio.create_task(self._dispatch(), name="hub-dispatch"),
-                       asyncio.create_task(self._sweep(), name="hub-sweep")]
+                       asyncio.create_task(self._sweep(), name="hub-sweep"),
+                       asyncio.create_task(self._prune(), name="hub-prune")]
 
     async def stop(self) -> None:
         self._inbox.put_nowait(None)
@@ -278,6 +283,18 @@ class Hub:
                 await self._sweep_once()
             except Exception:
                 log.exception("session sweep failed")
+
+    async def _prune(self) -> None:
+        """Drop events past the retention window; a client older than that gets ``resync``."""
+        while True:
+            try:
+                cutoff = self.clock() - self.retention_seconds
+                removed = await self.db.write(lambda tx: event_rows.prune(tx, cutoff))
+                if removed:
+                    log.info("pruned events", extra={"removed": removed})
+            except Exception:
+                log.exception("event pruning failed")
+            await asyncio.sleep(3600)
 
     async def _sweep_once(self) -> None:
         conns = [c for c in self.all() if not c.closed]
