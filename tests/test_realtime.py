@@ -227,6 +227,15 @@ async def test_losing_access_sends_access_revoked(api, admin):
     await api.delete(f"/api/v1/leads/{lead_id}/subscribers/{maria.user_id}", who=admin)
     frames = await m.until(lambda f: f["type"] == "access_revoked")
     assert frames[-1]["lead_id"] == lead_id
+    # Checklist 22: a message for a chat she can no longer reach is refused, and nothing more arrives.
+    contact = (await api.post("/api/v1/contacts", {"name": "Q", "responsible_user_id": tom.user_id},
+                              who=admin)).body["id"]
+    chat = (await api.post("/api/v1/chats", {"contact_id": contact, "lead_id": lead_id}, who=admin)).body["id"]
+    assert (await api.post(f"/api/v1/chats/{chat}/messages", {"text": "x"}, who=maria)).status == 404
+    await api.post(f"/api/v1/chats/{chat}/messages", {"text": "private"}, who=tom)
+    await sentinel(api, admin, await make_lead(api, admin, admin, stages[0], field), maria)
+    frames = await m.until(is_sentinel)
+    assert not any(f.get("event") == "message.created" for f in frames)
 
 
 @pytest.mark.parametrize("how", ["logout", "disable", "admin_ends_sessions"])
