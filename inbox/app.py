@@ -10,11 +10,14 @@ from auth.passwords import Hasher
 
 # Registration order is match order: fixed paths such as /leads/custom_fields before /leads/{id}.
 from .api import (auth_routes, catalog_routes, chats_routes, groups_roles_routes, meta_routes,  # noqa: F401  (register routes)
-                  activity_routes, participants_routes, records_routes, security_routes, users_routes, ws_routes)
+                  activity_routes, hooks_routes, media_routes, participants_routes, records_routes, security_routes, users_routes,
+                  ws_routes)
 from .api.middleware import access, errors
 from .api.routing import registry
 from .config import Config
-from .keys import CONFIG, DB, HASHER, HUB, SEALER
+from media.storage import MediaStore
+
+from .keys import CONFIG, DB, HASHER, HUB, MEDIA, SEALER
 from .realtime.hub import Hub
 from .sealing import Sealer, load_key
 from .store.db import Database
@@ -28,6 +31,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[HASHER] = Hasher(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_kib)
     app[SEALER] = Sealer(load_key(config.data_dir, config.secret_key))
+    app[MEDIA] = MediaStore(config.data_dir / "media")
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         db = Database(config.db_path, synchronous=config.sqlite_synchronous)

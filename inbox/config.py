@@ -53,6 +53,12 @@ class Config:
     ws_buffer: int = 1024
     # Events older than this are pruned; a client resuming from before gets a "resync" frame.
     event_retention_seconds: float = 7 * 86400
+    # Media (SPEC section 6): upload size limit, image pixel cap, signed-link lifetime.
+    media_max_bytes: int = 25 * 1024 * 1024
+    media_max_pixels: int = 50_000_000
+    media_link_seconds: float = 300
+    # A rotated webhook secret keeps working this long, so providers can switch over.
+    secret_overlap_seconds: float = 24 * 3600
     # Wrong second-factor codes per user before the back-off starts (checklist 13).
     totp_failure_limit: int = 5
     clock: Callable[[], float] = field(default=time.time, repr=False)

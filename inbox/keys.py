@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from auth.passwords import Hasher
+from media.storage import MediaStore
 
 from .config import Config
 from .realtime.hub import Hub
@@ -16,3 +17,4 @@ DB = web.AppKey("db", Database)
 HASHER = web.AppKey("hasher", Hasher)
 SEALER = web.AppKey("sealer", Sealer)
 HUB = web.AppKey("hub", Hub)
+MEDIA = web.AppKey("media", MediaStore)

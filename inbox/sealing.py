@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken
 class Sealer:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self.key_bytes = key  # other keys are derived from it (e.g. media links), never used raw
 
     def seal(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()

@@ -83,7 +83,7 @@ class Api:
         if params:
             kwargs["params"] = params
         async with self.client.request(method, path, **kwargs) as resp:
-            text = await resp.text()
+            text = await resp.text(errors="replace")  # downloads are bytes
             ctype = resp.headers.get("Content-Type", "").split(";")[0]
             parsed = json.loads(text) if text and ctype.endswith("json") else None
             return Reply(resp.status, parsed, resp.headers, ctype, text)

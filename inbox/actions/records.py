@@ -179,7 +179,7 @@ async def _lead_payload(tx: Tx, lead_id: int) -> dict[str, Any]:
             "subscribers": await rows.subscribers(tx, lead_id)}
 
 
-async def _emit_lead(tx: Tx, actor: Actor, type_: str, lead_id: int, before: dict | None = None,
+async def emit_lead(tx: Tx, actor: Actor, type_: str, lead_id: int, before: dict | None = None,
                      changed: list[str] | None = None) -> None:
     payload = await _lead_payload(tx, lead_id)
     payload.update(before=before, changed=changed or [], actor_id=actor.user_id)
@@ -228,7 +228,7 @@ async def do_create_lead(db: Database, actor: Actor, subject: Subject, data: dic
         lead_id = await rows.insert(tx, "leads", values, actor.now)
         await rows.set_lead_contacts(tx, lead_id, contact_ids)
         await _log(tx, actor, "leads", "created", lead_id, {"after": _snapshot(subject, "leads", values, contact_ids)})
-        await _emit_lead(tx, actor, "lead.created", lead_id)
+        await emit_lead(tx, actor, "lead.created", lead_id)
         return lead_id
 
     return await db.write(job)
@@ -277,7 +277,7 @@ async def do_update_lead(db: Database, actor: Actor, subject: Subject, lead_id: 
             await rows.set_lead_contacts(tx, lead_id, contact_ids)
         await _log(tx, actor, "leads", "updated", lead_id, {"before": b, "after": a})
         await _notify_subscribers(tx, actor, lead_id, "lead.updated", b, a)
-        await _emit_lead(tx, actor, "lead.updated", lead_id, before=_cell(lead), changed=sorted(a))
+        await emit_lead(tx, actor, "lead.updated", lead_id, before=_cell(lead), changed=sorted(a))
 
     await db.write(job)
 

@@ -288,3 +288,29 @@ class ChatList(Query):
     cursor: Id | None = None
     limit: Annotated[int, Field(ge=1, le=250)] = 50
     lead_id: Id | None = None
+
+
+class ChannelIn(Body):
+    name: Name
+    pipeline_id: Id
+    responsible_user_id: Id | None = None
+
+
+class Sender(Body):
+    handle: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    avatar: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class IncomingFile(Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    data: str  # base64
+
+
+class IncomingMessage(Body):
+    """What a channel provider posts to /hooks/chat/{channel}."""
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    sender: Sender = Field(alias="from")
+    text: Annotated[str, StringConstraints(max_length=20_000)] = ""
+    attachments: Annotated[list[IncomingFile], Field(max_length=10)] = []

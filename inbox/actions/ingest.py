@@ -1,0 +1,149 @@
+"""Incoming chat messages from channel webhooks (SPEC section 5).
+
+Everything a delivery creates (contact, lead, conversation, message, media rows, the dedupe record
+and the events) is one write job: the 2xx is sent only after it committed, and a retried or
+concurrent delivery with the same provider id finds the dedupe record and gets the first answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+
+from ..api.problems import conflict, invalid, not_found
+from ..sealing import Sealer
+from ..store import activity, catalog
+from ..store import chats as chat_rows
+from ..store import records as record_rows
+from ..store.db import Database, Tx
+from .chats import chat_facts, emit_message
+from .context import Actor
+from .media import insert_media
+from .records import emit_lead
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def secrets_of(sealer: Sealer, channel, now: float) -> list[str]:
+    """The secrets a signature may use: the current one, and the previous one during its overlap."""
+    out = [sealer.open(channel["secret_sealed"])]
+    if channel["previous_sealed"] and (channel["previous_until"] or 0) > now:
+        out.append(sealer.open(channel["previous_sealed"]))
+    return out
+
+
+def channel_json(row) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "pipeline_id": row["pipeline_id"],
+            "responsible_user_id": row["responsible_user_id"], "webhook": f"/hooks/chat/{row['id']}"}
+
+
+async def do_create_channel(db: Database, sealer: Sealer, actor: Actor, *, name: str, pipeline_id: int,
+                            responsible_user_id: int | None) -> tuple[int, str]:
+    secret = new_secret()
+
+    async def job(tx: Tx) -> int:
+        if await catalog.first_stage(tx, pipeline_id) is None:
+            raise invalid(f"pipeline {pipeline_id} does not exist or has no stages",
+                          [{"path": "pipeline_id", "message": "unknown pipeline"}])
+        owner = responsible_user_id or actor.user_id
+        cid = await tx.insert("INSERT INTO channels (name, pipeline_id, responsible_user_id, secret_sealed, created_at,"
+                              " updated_at) VALUES (?,?,?,?,?,?)", (name, pipeline_id, owner, sealer.seal(secret),
+                                                                   actor.now, actor.now))
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.created",
+                              object_type="channel", object_id=cid, data={"name": name, "pipeline_id": pipeline_id})
+        return cid
+
+    return await db.write(job), secret
+
+
+async def do_rotate_secret(db: Database, sealer: Sealer, actor: Actor, channel_id: int, overlap: float) -> str:
+    secret = new_secret()
+
+    async def job(tx: Tx) -> None:
+        row = await tx.fetchone("SELECT * FROM channels WHERE id = ?", (channel_id,))
+        if row is None:
+            raise not_found("channel")
+        await tx.execute("UPDATE channels SET previous_sealed = secret_sealed, previous_until = ?, secret_sealed = ?,"
+                         " updated_at = ? WHERE id = ?", (actor.now + overlap, sealer.seal(secret), actor.now,
+                                                          channel_id))
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.secret_rotated",
+                              object_type="channel", object_id=channel_id, data={"previous_valid_until": actor.now + overlap})
+
+    await db.write(job)
+    return secret
+
+
+async def do_delete_channel(db: Database, actor: Actor, channel_id: int) -> None:
+    async def job(tx: Tx) -> None:
+        if await tx.fetchone("SELECT 1 FROM channels WHERE id = ?", (channel_id,)) is None:
+            raise not_found("channel")
+        if await tx.fetchval("SELECT count(*) FROM conversations WHERE channel_id = ?", (channel_id,)):
+            raise conflict("The channel has conversations; they keep it. Rotate its secret to stop deliveries.")
+        await tx.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.deleted",
+                              object_type="channel", object_id=channel_id)
+
+    await db.write(job)
+
+
+async def do_incoming(db: Database, channel, payload: dict[str, Any], files: list[dict[str, Any]],
+                      now: float) -> tuple[dict[str, Any], bool]:
+    """Store one incoming message. ``files`` are already on disk: [{sha256, type, name, size}].
+    Returns (result, duplicate)."""
+
+    async def job(tx: Tx) -> tuple[dict[str, Any], bool]:
+        seen = await tx.fetchval("SELECT result FROM inbound_ids WHERE channel_id = ? AND provider_id = ?",
+                                 (channel["id"], payload["id"]))
+        if seen is not None:
+            return orjson.loads(seen), True
+        sender = payload["from"]
+        actor = Actor(None, "webhook", now)
+        contact_id = await tx.fetchval("SELECT contact_id FROM contact_handles WHERE channel_id = ? AND handle = ?",
+                                       (channel["id"], sender["handle"]))
+        created_lead = None
+        if contact_id is None:
+            # An unknown sender: a contact and an incoming lead in the first stage of the channel's pipeline.
+            contact_id = await record_rows.insert(tx, "contacts", {
+                "name": sender.get("name") or sender["handle"], "avatar": sender.get("avatar"), "emails": [],
+                "phones": [sender["handle"]] if sender["handle"].lstrip("+").isdigit() else [],
+                "responsible_user_id": channel["responsible_user_id"], "custom": {}}, now)
+            await tx.execute("INSERT INTO contact_handles (channel_id, handle, contact_id) VALUES (?,?,?)",
+                             (channel["id"], sender["handle"], contact_id))
+            stage = await catalog.first_stage(tx, channel["pipeline_id"])
+            created_lead = await record_rows.insert(tx, "leads", {
+                "name": f"{sender.get('name') or sender['handle']} ({channel['name']})", "price": 0,
+                "pipeline_id": channel["pipeline_id"], "stage_id": stage["id"],
+                "responsible_user_id": channel["responsible_user_id"], "company_id": None, "custom": {}}, now)
+            await record_rows.set_lead_contacts(tx, created_lead, [contact_id])
+            await emit_lead(tx, actor, "lead.created", created_lead)
+        conversation = await tx.fetchone("SELECT * FROM conversations WHERE channel_id = ? AND contact_id = ?"
+                                         " ORDER BY id DESC LIMIT 1", (channel["id"], contact_id))
+        if conversation is None:
+            lead_id = created_lead or await tx.fetchval(
+                "SELECT l.id FROM lead_contacts lc JOIN leads l ON l.id = lc.lead_id WHERE lc.contact_id = ?"
+                " ORDER BY l.updated_at DESC LIMIT 1", (contact_id,))
+            cid = await chat_rows.insert_conversation(tx, contact_id, lead_id, "chat", now)
+            await tx.execute("UPDATE conversations SET channel_id = ? WHERE id = ?", (channel["id"], cid))
+            conversation = await chat_rows.get_conversation(tx, cid)
+        attachments = []
+        for f in files:
+            mid = await insert_media(tx, sha256=f["sha256"], kind=f["type"], name=f["name"], size=f["size"],
+                                     user_id=None, now=now)
+            await tx.execute("INSERT INTO media_links (media_id, conversation_id) VALUES (?, ?)",
+                             (mid, conversation["id"]))
+            attachments.append({"media_id": mid, "type": f["type"], "name": f["name"], "size": f["size"]})
+        message_id = await chat_rows.insert_message(tx, conversation["id"], author_type="contact", author_user_id=None,
+                                                    text=payload.get("text", ""), attachments=attachments, now=now)
+        await emit_message(tx, await chat_facts(tx, conversation), await chat_rows.get_message(tx, message_id), now)
+        result = {"message_id": message_id, "conversation_id": conversation["id"], "contact_id": contact_id,
+                  "lead_id": conversation["lead_id"]}
+        await tx.execute("INSERT INTO inbound_ids (channel_id, provider_id, result, created_at) VALUES (?,?,?,?)",
+                         (channel["id"], payload["id"], orjson.dumps(result).decode(), now))
+        return result, False
+
+    return await db.write(job)
+

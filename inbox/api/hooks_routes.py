@@ -1,0 +1,102 @@
+"""/channels (admin) and /hooks/chat/{channel}: signed deliveries from chat providers.
+
+Order of checks, each a problem response that writes nothing: unknown channel (404), body over the
+cap (413, before any HMAC work), bad or missing signature or stale timestamp (401), malformed JSON
+or fields (422). Then one transaction stores everything and the answer is sent after COMMIT.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import orjson
+from aiohttp import web
+
+from auth.signing import check
+
+from ..actions import ingest
+from ..actions.media import check_file, store_file
+from ..keys import CONFIG, DB, MEDIA, SEALER
+from . import record_models as m
+from .common import actor
+from .media_routes import read_capped
+from .problems import Problem, invalid, not_found
+from .routing import Access, body, int_id, json_response, registry, validate
+
+route = registry.route
+
+
+@route("GET", "/api/v1/channels", access=Access.ADMIN, tag="channels", summary="List chat channels (admin)")
+async def list_channels(request: web.Request) -> web.Response:
+    rows = await request.app[DB].fetchall("SELECT * FROM channels ORDER BY id")
+    return json_response({"items": [ingest.channel_json(r) for r in rows]})
+
+
+@route("POST", "/api/v1/channels", access=Access.ADMIN, tag="channels", body=m.ChannelIn, status=201,
+       summary="Create a chat channel; its signing secret is shown once (admin)")
+async def create_channel(request: web.Request) -> web.Response:
+    data: m.ChannelIn = await body(request)
+    cid, secret = await ingest.do_create_channel(request.app[DB], request.app[SEALER], actor(request), name=data.name,
+                                                 pipeline_id=data.pipeline_id,
+                                                 responsible_user_id=data.responsible_user_id)
+    row = await request.app[DB].fetchone("SELECT * FROM channels WHERE id = ?", (cid,))
+    return json_response({**ingest.channel_json(row), "secret": secret}, status=201)
+
+
+@route("POST", "/api/v1/channels/{id}/rotate", access=Access.ADMIN, tag="channels",
+       summary="A new signing secret, shown once; the old one keeps working for a day (admin)")
+async def rotate(request: web.Request) -> web.Response:
+    secret = await ingest.do_rotate_secret(request.app[DB], request.app[SEALER], actor(request), int_id(request),
+                                           request.app[CONFIG].secret_overlap_seconds)
+    return json_response({"secret": secret})
+
+
+@route("DELETE", "/api/v1/channels/{id}", access=Access.ADMIN, tag="channels", status=204,
+       summary="Delete a channel without conversations (admin)")
+async def delete_channel(request: web.Request) -> web.Response:
+    await ingest.do_delete_channel(request.app[DB], actor(request), int_id(request))
+    return web.Response(status=204)
+
+
+def _signed(request: web.Request, secrets: list[str], raw: bytes) -> None:
+    problem = check(secrets, request.headers.get("X-Inbox-Timestamp"), request.headers.get("X-Inbox-Signature"),
+                    raw, now=request.app[CONFIG].clock())
+    if problem:
+        raise Problem(401, "bad-signature", "Signature not accepted", problem + ".")
+
+
+@route("POST", "/hooks/chat/{channel}", access=Access.PUBLIC, tag="hooks",
+       summary="A chat provider delivers a message (HMAC-SHA256 signed; provider ids deduplicated)")
+async def chat_hook(request: web.Request) -> web.Response:
+    db, config = request.app[DB], request.app[CONFIG]
+    channel_id = int_id(request, "channel")
+    channel = await db.fetchone("SELECT * FROM channels WHERE id = ?", (channel_id,))
+    if channel is None:
+        raise not_found("channel")
+    # Base64 grows files by 4/3: the cap leaves room for the largest allowed attachment.
+    raw = await read_capped(request, config.media_max_bytes * 4 // 3 + 64 * 1024)
+    _signed(request, ingest.secrets_of(request.app[SEALER], channel, config.clock()), raw)
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"The body is not valid JSON: {exc}.", [{"path": "$", "message": "malformed JSON"}]) from None
+    if not isinstance(parsed, dict):
+        raise invalid("The body must be a JSON object.", [{"path": "$", "message": "expected an object"}])
+    payload: m.IncomingMessage = validate(m.IncomingMessage, parsed)
+    files = []
+    for i, f in enumerate(payload.attachments):
+        try:
+            data = base64.b64decode(f.data, validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid(f"attachments.{i}.data is not base64",
+                          [{"path": f"attachments.{i}.data", "message": "not base64"}]) from None
+        if len(data) > config.media_max_bytes:
+            raise Problem(413, "too-large", "Too large", f"attachments.{i} is over {config.media_max_bytes} bytes.")
+        kind = check_file(data, f.name, max_pixels=config.media_max_pixels)
+        files.append({"data": data, "type": kind, "name": f.name, "size": len(data)})
+    for f in files:  # durable on disk before the rows that point at them
+        f["sha256"] = await store_file(request.app[MEDIA], f.pop("data"))
+    result, duplicate = await ingest.do_incoming(db, channel, payload.model_dump(by_alias=True), files,
+                                                 config.clock())
+    return json_response({**result, "duplicate": duplicate}, status=200 if duplicate else 201)

@@ -1,0 +1,203 @@
+"""Chat-channel webhooks and media (SPEC sections 5 and 6, rule 9, SECURITY-CHECKLIST 26-29)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+import zlib
+
+import pytest
+
+from auth.signing import sign
+from inbox.keys import MEDIA
+
+SMALL = 64 * 1024
+
+
+@pytest.fixture
+def config_overrides() -> dict:
+    return {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "media_max_bytes": SMALL}
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(min(height, 4)))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+async def make_channel(api, admin) -> tuple[dict, str]:
+    await api.post("/api/v1/pipelines", {"name": "Inbound", "stages": ["New", "Talking"]}, who=admin)
+    pipelines = (await api.get("/api/v1/pipelines", who=admin)).body["items"]
+    r = await api.post("/api/v1/channels", {"name": "WhatsApp", "pipeline_id": pipelines[-1]["id"]}, who=admin)
+    assert r.status == 201 and r.body["secret"].startswith("whsec_")
+    return r.body, r.body["secret"]
+
+
+async def deliver(api, channel_id, secret, payload, *, ts: int | None = None, signature: str | None = None,
+                  raw: bytes | None = None):
+    body = raw if raw is not None else json.dumps(payload).encode()
+    stamp = str(ts if ts is not None else int(api.clock.now))
+    headers = {"X-Inbox-Timestamp": stamp, "Content-Type": "application/json",
+               "X-Inbox-Signature": signature or sign(secret, stamp, body)}
+    return await api.call("POST", f"/hooks/chat/{channel_id}", data=body, headers=headers)
+
+
+async def counts(api) -> tuple:
+    return (await api.rows("SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM leads),"
+                           " (SELECT count(*) FROM messages), (SELECT count(*) FROM media),"
+                           " (SELECT count(*) FROM inbound_ids)"))[0]
+
+
+def message(pid: str, handle: str = "+15550001", text: str = "hi", **extra) -> dict:
+    return {"id": pid, "from": {"handle": handle, "name": "Jane Doe"}, "text": text, **extra}
+
+
+async def test_unknown_sender_creates_contact_and_incoming_lead_then_continues(api, admin):
+    channel, secret = await make_channel(api, admin)
+    r = await deliver(api, channel["id"], secret, message("p1"))
+    assert r.status == 201 and r.body["duplicate"] is False
+    first = r.body
+    contact = await api.get(f"/api/v1/contacts/{first['contact_id']}", who=admin)
+    assert contact.body["name"] == "Jane Doe" and contact.body["phones"] == ["+15550001"]
+    lead = await api.get(f"/api/v1/leads/{first['lead_id']}", who=admin)
+    stages = (await api.get(f"/api/v1/pipelines/{channel['pipeline_id']}/stages", who=admin)).body["items"]
+    assert lead.body["stage_id"] == stages[0]["id"] and lead.body["contacts"][0]["name"] == "Jane Doe"
+    r = await deliver(api, channel["id"], secret, message("p2", text="again"))
+    assert r.status == 201
+    assert (r.body["conversation_id"], r.body["contact_id"], r.body["lead_id"]) == \
+        (first["conversation_id"], first["contact_id"], first["lead_id"])
+    msgs = await api.get(f"/api/v1/chats/{first['conversation_id']}/messages", who=admin)
+    assert [(m["author_type"], m["text"]) for m in msgs.body["items"]] == [("contact", "again"), ("contact", "hi")]
+    assert (await counts(api))[:2] == (1, 1)
+    listed = await api.get("/api/v1/channels", who=admin)
+    assert "secret" not in listed.text and listed.body["items"][0]["webhook"] == f"/hooks/chat/{channel['id']}"
+
+
+async def test_retries_and_concurrent_duplicates_have_one_effect(api, admin):
+    """Checklist 27: the same provider id twice, or at once: one message, every answer a 2xx."""
+    channel, secret = await make_channel(api, admin)
+    r1 = await deliver(api, channel["id"], secret, message("dup"))
+    r2 = await deliver(api, channel["id"], secret, message("dup"))
+    assert (r1.status, r2.status) == (201, 200) and r2.body["duplicate"] is True
+    assert r2.body["message_id"] == r1.body["message_id"]
+    replies = await asyncio.gather(*(deliver(api, channel["id"], secret, message("burst", text="x"))
+                                     for _ in range(8)))
+    assert all(r.status in (200, 201) for r in replies)
+    assert len({r.body["message_id"] for r in replies}) == 1
+    assert (await counts(api))[2] == 2
+
+
+async def test_bad_deliveries_are_refused_and_change_nothing(api, admin):
+    channel, secret = await make_channel(api, admin)
+    before = await counts(api)
+    now = int(api.clock.now)
+    body = json.dumps(message("x")).encode()
+    cases = [
+        (await deliver(api, channel["id"], secret, message("x"), signature="sha256=" + "0" * 64), 401),
+        (await api.call("POST", f"/hooks/chat/{channel['id']}", data=body), 401),  # no signature
+        (await deliver(api, channel["id"], "whsec_wrong", message("x")), 401),
+        (await deliver(api, channel["id"], secret, message("x"), ts=now - 301), 401),
+        (await deliver(api, channel["id"], secret, message("x"), ts=now + 301), 401),
+        (await deliver(api, channel["id"], secret, None, raw=b"{not json"), 422),
+        (await deliver(api, channel["id"], secret, {"id": "x", "text": "no sender"}), 422),
+        (await deliver(api, channel["id"], secret, message("x", attachments=[{"name": "a.png", "data": "%%%"}])), 422),
+        (await deliver(api, 9999, secret, message("x")), 404),
+        (await deliver(api, channel["id"], secret, None, raw=b"x" * (SMALL * 3)), 413),
+    ]
+    for reply, status in cases:
+        assert reply.status == status and reply.content_type == "application/problem+json", (reply.status, reply.body)
+    assert await counts(api) == before
+    # A body within tolerance either side is fine.
+    assert (await deliver(api, channel["id"], secret, message("ok"), ts=now - 299)).status == 201
+
+
+async def test_rotation_keeps_both_secrets_for_a_while(api, admin):
+    channel, old = await make_channel(api, admin)
+    r = await api.post(f"/api/v1/channels/{channel['id']}/rotate", who=admin)
+    new = r.body["secret"]
+    assert new != old
+    assert (await deliver(api, channel["id"], new, message("a"))).status == 201
+    assert (await deliver(api, channel["id"], old, message("b"))).status == 201  # checklist 26
+    api.clock.advance(24 * 3600 + 1)
+    assert (await deliver(api, channel["id"], old, message("c"))).status == 401
+    assert (await deliver(api, channel["id"], new, message("d"))).status == 201
+    logged = await api.rows("SELECT type FROM activity WHERE object_type = 'channel' ORDER BY id")
+    assert [t for (t,) in logged] == ["channel.created", "channel.secret_rotated"]
+    assert old not in str(await api.rows("SELECT data FROM activity"))
+    again = await api.persona(admin.email, admin.password)  # a day later the old session has idled out
+    assert (await api.delete(f"/api/v1/channels/{channel['id']}", who=again)).status == 409
+
+
+async def test_attachments_are_stored_and_hidden_without_files_access(api, admin):
+    channel, secret = await make_channel(api, admin)
+    files = [{"name": "photo.png", "data": base64.b64encode(png()).decode()},
+             {"name": "../../etc/passwd.pdf", "data": base64.b64encode(PDF).decode()}]
+    r = await deliver(api, channel["id"], secret, message("m1", attachments=files))
+    assert r.status == 201
+    conversation = r.body["conversation_id"]
+    msgs = await api.get(f"/api/v1/chats/{conversation}/messages", who=admin)
+    photo, doc = msgs.body["items"][0]["attachments"]
+    assert photo["type"] == "image/png" and doc["type"] == "application/pdf"
+    stored = await api.rows("SELECT sha256 FROM media")
+    media_root = api.app[MEDIA].root
+    assert all(".." not in str(p) and "passwd" not in str(p) for p in media_root.rglob("*"))
+    assert len(list(p for p in media_root.rglob("*") if p.is_file())) == len(stored)
+    # Inline for a safe image, attachment otherwise; nosniff on both (checklist 29).
+    image = await api.get(f"/api/v1/media/{photo['media_id']}", who=admin)
+    assert image.status == 200 and image.headers["Content-Type"] == "image/png"
+    assert image.headers["Content-Disposition"].startswith("inline")
+    assert image.headers["X-Content-Type-Options"] == "nosniff"
+    pdf = await api.get(f"/api/v1/media/{doc['media_id']}", who=admin)
+    assert pdf.headers["Content-Disposition"] == \
+        "attachment; filename=\"../../etc/passwd.pdf\"; filename*=UTF-8''../../etc/passwd.pdf"
+    # Rule 9: an agent who reaches the chat without files access sees types only, and cannot download.
+    role = await api.post("/api/v1/roles", {"name": "No files", "rights": {"contacts": {"view": "A"}}}, who=admin)
+    bob = await api.add_user(admin, "Bob", role_id=role.body["id"])
+    seen = await api.get(f"/api/v1/chats/{conversation}/messages", who=bob)
+    assert seen.body["items"][0]["attachments"] == [{"type": "image/png", "hidden": True},
+                                                    {"type": "application/pdf", "hidden": True}]
+    assert "photo.png" not in seen.text and str(photo["media_id"]) not in json.dumps(seen.body["items"][0]["attachments"])
+    assert (await api.get(f"/api/v1/media/{photo['media_id']}", who=bob)).status == 403
+    # With files access he may; a user who cannot reach the chat may not, files access or not.
+    await api.patch(f"/api/v1/roles/{role.body['id']}", {"rights": {"contacts": {"view": "A"}, "files_access": True}},
+                    who=admin)
+    assert (await api.get(f"/api/v1/media/{photo['media_id']}", who=bob)).status == 200
+    eve = await api.add_user(admin, "Eve", rights={"files_access": True})
+    assert (await api.get(f"/api/v1/media/{photo['media_id']}", who=eve)).status == 403
+
+
+async def test_uploads_check_size_type_and_pixels(api, admin):
+    r = await api.call("POST", "/api/v1/media?name=plan.png", data=png(), who=admin)
+    assert r.status == 201 and r.body["type"] == "image/png" and r.body["name"] == "plan.png"
+    assert (await api.call("POST", "/api/v1/media?name=x.png", data=PDF, who=admin)).status == 415
+    assert (await api.call("POST", "/api/v1/media?name=big.png", data=png(20_000, 20_000), who=admin)).status == 422
+    assert (await api.call("POST", "/api/v1/media?name=huge.bin", data=b"\x00" * (SMALL + 1), who=admin)).status == 413
+    assert (await api.call("POST", "/api/v1/media?name=e.txt", data=b"", who=admin)).status == 422
+    assert (await api.rows("SELECT count(*) FROM media"))[0][0] == 1
+    bob = await api.add_user(admin, "Bob")
+    assert (await api.call("POST", "/api/v1/media?name=a.txt", data=b"hello", who=bob)).status == 403
+
+
+async def test_signed_links_expire_bind_the_file_and_follow_access(api, admin):
+    """Checklist 29: a signed URL fails after max_age, for another file id, and after access is lost."""
+    bob = await api.add_user(admin, "Bob", rights={"files_access": True})
+    mine = (await api.call("POST", "/api/v1/media?name=a.png", data=png(), who=bob)).body["id"]
+    other = (await api.call("POST", "/api/v1/media?name=b.pdf", data=PDF, who=admin)).body["id"]
+    assert (await api.post(f"/api/v1/media/{other}/link", who=bob)).status == 403
+    link = (await api.post(f"/api/v1/media/{mine}/link", who=bob)).body["url"]
+    assert (await api.get(link)).status == 200  # no header needed
+    assert (await api.get(link.replace(f"/media/{mine}/", f"/media/{other}/"))).status == 403
+    assert (await api.get(link.replace("sig=", "sig=0"))).status == 403
+    await api.patch(f"/api/v1/users/{bob.user_id}", {"rights": {"files_access": False}}, who=admin)
+    assert (await api.get(link)).status == 403
+    await api.patch(f"/api/v1/users/{bob.user_id}", {"rights": {"files_access": True}}, who=admin)
+    assert (await api.get(link)).status == 200
+    api.clock.advance(301)
+    assert (await api.get(link)).status == 403
