@@ -10,7 +10,7 @@ from auth.passwords import Hasher
 
 # Registration order is match order: fixed paths such as /leads/custom_fields before /leads/{id}.
 from .api import (auth_routes, catalog_routes, chats_routes, groups_roles_routes, meta_routes,  # noqa: F401  (register routes)
-                  activity_routes, hooks_routes, media_routes, participants_routes, records_routes, security_routes, users_routes,
+                  activity_routes, hooks_routes, inboxes_routes, media_routes, participants_routes, records_routes, security_routes, users_routes,
                   ws_routes)
 from .api.middleware import access, errors
 from .api.routing import registry

@@ -97,6 +97,9 @@ class Api:
     async def patch(self, path, json=..., **kw):
         return await self.call("PATCH", path, json_body=json, **kw)
 
+    async def put(self, path, json=..., **kw):
+        return await self.call("PUT", path, json_body=json, **kw)
+
     async def delete(self, path, **kw):
         return await self.call("DELETE", path, **kw)
 

@@ -60,18 +60,22 @@ async def do_create_channel(db: Database, sealer: Sealer, actor: Actor, *, name:
     return await db.write(job), secret
 
 
-async def do_rotate_secret(db: Database, sealer: Sealer, actor: Actor, channel_id: int, overlap: float) -> str:
+SIGNED = {"channels": "channel", "inboxes": "inbox"}
+
+
+async def do_rotate_secret(db: Database, sealer: Sealer, actor: Actor, table: str, row_id: int,
+                           overlap: float) -> str:
+    """A new signing secret for a channel or an inbox; the previous one stays valid for ``overlap``."""
+    kind = SIGNED[table]
     secret = new_secret()
 
     async def job(tx: Tx) -> None:
-        row = await tx.fetchone("SELECT * FROM channels WHERE id = ?", (channel_id,))
-        if row is None:
-            raise not_found("channel")
-        await tx.execute("UPDATE channels SET previous_sealed = secret_sealed, previous_until = ?, secret_sealed = ?,"
-                         " updated_at = ? WHERE id = ?", (actor.now + overlap, sealer.seal(secret), actor.now,
-                                                          channel_id))
-        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.secret_rotated",
-                              object_type="channel", object_id=channel_id, data={"previous_valid_until": actor.now + overlap})
+        if await tx.fetchone(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)) is None:
+            raise not_found(kind)
+        await tx.execute(f"UPDATE {table} SET previous_sealed = secret_sealed, previous_until = ?, secret_sealed = ?,"
+                         " updated_at = ? WHERE id = ?", (actor.now + overlap, sealer.seal(secret), actor.now, row_id))
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=f"{kind}.secret_rotated",
+                              object_type=kind, object_id=row_id, data={"previous_valid_until": actor.now + overlap})
 
     await db.write(job)
     return secret

@@ -11,7 +11,7 @@ from media.sniff import extension_mismatch, pixels, sniff
 from media.storage import MediaStore
 
 from ..api.problems import Problem, invalid, not_found
-from ..realtime.views import chat_visible
+from ..realtime.views import chat_visible, email_visible
 from ..store import chats as chat_rows
 from ..store.db import Database, Tx
 from .chats import chat_facts
@@ -62,6 +62,12 @@ async def may_download(db: Database, subject: Subject, row) -> bool:
         if link["conversation_id"] is not None:
             conversation = await chat_rows.get_conversation(db, link["conversation_id"])
             if conversation is not None and chat_visible(subject, await chat_facts(db, conversation)):
+                return True
+        if link["email_id"] is not None:
+            members = [r[0] for r in await db.fetchall(
+                "SELECT m.user_id FROM emails e JOIN inbox_members m ON m.inbox_id = e.inbox_id WHERE e.id = ?",
+                (link["email_id"],))]
+            if email_visible(subject, members):
                 return True
     return False
 

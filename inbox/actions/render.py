@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import orjson
+
 from auth.policy import Subject
 
 from ..times import iso
@@ -63,3 +65,15 @@ def lead_json(subject: Subject, lead: dict[str, Any], *, subscribed: bool, conta
 def task_json(t: dict[str, Any]) -> dict[str, Any]:
     return {"id": t["id"], "text": t["text"], "due_at": iso(t["due_at"]), "responsible_user_id": t["responsible_user_id"],
             "entity_type": t["entity_type"], "entity_id": t["entity_id"], "is_done": t["is_done"], **_times(t)}
+
+
+def email_json(subject: Subject, row) -> dict[str, Any]:
+    attachments = orjson.loads(row["attachments"]) if isinstance(row["attachments"], str) else row["attachments"]
+    files = subject.is_admin or subject.rights.files_access
+    return {"id": row["id"], "inbox_id": row["inbox_id"], "thread_id": row["thread_id"], "message_id": row["message_id"],
+            "in_reply_to": row["in_reply_to"], "subject": row["subject"], "from": {"address": row["from_addr"],
+                                                                                   "name": row["from_name"]},
+            "to": orjson.loads(row["to_addrs"]) if isinstance(row["to_addrs"], str) else row["to_addrs"],
+            "sent_at": iso(row["sent_at"]), "text": row["text"], "html": row["html"],
+            "attachments": [a if files else {"type": a["type"], "hidden": True} for a in attachments],
+            "contact_id": row["contact_id"], "lead_id": row["lead_id"], "created_at": iso(row["created_at"])}

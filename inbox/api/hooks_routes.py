@@ -15,7 +15,8 @@ from aiohttp import web
 
 from auth.signing import check
 
-from ..actions import ingest
+from .. import mail
+from ..actions import inboxes, ingest
 from ..actions.media import check_file, store_file
 from ..keys import CONFIG, DB, MEDIA, SEALER
 from . import record_models as m
@@ -47,8 +48,8 @@ async def create_channel(request: web.Request) -> web.Response:
 @route("POST", "/api/v1/channels/{id}/rotate", access=Access.ADMIN, tag="channels",
        summary="A new signing secret, shown once; the old one keeps working for a day (admin)")
 async def rotate(request: web.Request) -> web.Response:
-    secret = await ingest.do_rotate_secret(request.app[DB], request.app[SEALER], actor(request), int_id(request),
-                                           request.app[CONFIG].secret_overlap_seconds)
+    secret = await ingest.do_rotate_secret(request.app[DB], request.app[SEALER], actor(request), "channels",
+                                           int_id(request), request.app[CONFIG].secret_overlap_seconds)
     return json_response({"secret": secret})
 
 
@@ -84,19 +85,48 @@ async def chat_hook(request: web.Request) -> web.Response:
     if not isinstance(parsed, dict):
         raise invalid("The body must be a JSON object.", [{"path": "$", "message": "expected an object"}])
     payload: m.IncomingMessage = validate(m.IncomingMessage, parsed)
-    files = []
+    found = []
     for i, f in enumerate(payload.attachments):
         try:
-            data = base64.b64decode(f.data, validate=True)
+            found.append({"name": f.name, "data": base64.b64decode(f.data, validate=True)})
         except (binascii.Error, ValueError):
             raise invalid(f"attachments.{i}.data is not base64",
                           [{"path": f"attachments.{i}.data", "message": "not base64"}]) from None
-        if len(data) > config.media_max_bytes:
-            raise Problem(413, "too-large", "Too large", f"attachments.{i} is over {config.media_max_bytes} bytes.")
-        kind = check_file(data, f.name, max_pixels=config.media_max_pixels)
-        files.append({"data": data, "type": kind, "name": f.name, "size": len(data)})
-    for f in files:  # durable on disk before the rows that point at them
-        f["sha256"] = await store_file(request.app[MEDIA], f.pop("data"))
+    files = await _files(request, found)
     result, duplicate = await ingest.do_incoming(db, channel, payload.model_dump(by_alias=True), files,
                                                  config.clock())
+    return json_response({**result, "duplicate": duplicate}, status=200 if duplicate else 201)
+
+
+async def _files(request: web.Request, found: list[dict]) -> list[dict]:
+    """Check and store attachments; each over the limit is 413, a mismatched type 415."""
+    config = request.app[CONFIG]
+    files = []
+    for i, f in enumerate(found):
+        if len(f["data"]) > config.media_max_bytes:
+            raise Problem(413, "too-large", "Too large", f"attachment {i} is over {config.media_max_bytes} bytes.")
+        files.append({"data": f["data"], "type": check_file(f["data"], f["name"], max_pixels=config.media_max_pixels),
+                      "name": f["name"], "size": len(f["data"])})
+    for f in files:
+        f["sha256"] = await store_file(request.app[MEDIA], f.pop("data"))
+    return files
+
+
+@route("POST", "/hooks/email/{inbox}", access=Access.PUBLIC, tag="hooks",
+       summary="Deliver one raw RFC 5322 email to a shared inbox (signed like chat hooks; Message-ID deduplicated)")
+async def email_hook(request: web.Request) -> web.Response:
+    db, config = request.app[DB], request.app[CONFIG]
+    inbox_id = int_id(request, "inbox")
+    inbox = await db.fetchone("SELECT * FROM inboxes WHERE id = ?", (inbox_id,))
+    if inbox is None:
+        raise not_found("inbox")
+    raw = await read_capped(request, config.media_max_bytes * 4 // 3 + 256 * 1024)
+    _signed(request, ingest.secrets_of(request.app[SEALER], inbox, config.clock()), raw)
+    try:
+        parsed = mail.parse(raw)
+    except mail.MailError as exc:
+        raise invalid(f"The body is not a valid RFC 5322 message: {exc}",
+                      [{"path": "$", "message": "malformed MIME"}]) from None
+    files = await _files(request, parsed.pop("attachments"))
+    result, duplicate = await inboxes.do_incoming(db, inbox_id, parsed, files, config.clock())
     return json_response({**result, "duplicate": duplicate}, status=200 if duplicate else 201)

@@ -314,3 +314,16 @@ class IncomingMessage(Body):
     sender: Sender = Field(alias="from")
     text: Annotated[str, StringConstraints(max_length=20_000)] = ""
     attachments: Annotated[list[IncomingFile], Field(max_length=10)] = []
+
+
+class InboxIn(Body):
+    name: Name
+    user_ids: Annotated[list[Id], Field(max_length=1000)] = []
+
+
+class InboxUpdate(Body):
+    name: Name
+
+
+class MembersIn(Body):
+    user_ids: Annotated[list[Id], Field(max_length=1000)]

@@ -58,6 +58,11 @@ def chat_visible(subject: Subject, data: Mapping[str, Any]) -> bool:
     return subject.can_entity("contacts", "view", data["contact"]["responsible_user_id"])
 
 
+def email_visible(subject: Subject, members) -> bool:
+    """Rule 8: admins, and users with mail_access who are members of the email's inbox."""
+    return subject.is_admin or (subject.rights.mail_access and subject.user_id in members)
+
+
 def attachment_json(subject: Subject, attachment: Mapping[str, Any]) -> dict[str, Any]:
     """Rule 9: without files_access an attachment is its type and nothing else."""
     if subject.rights.files_access:
@@ -117,6 +122,11 @@ def view(subject: Subject, event: Event, defs: Defs) -> View | None:
                                         "conversation": {"id": data["conversation"]["id"],
                                                          "lead_id": data["conversation"]["lead_id"]},
                                         "contact": render.contact_card(subject, contact, defs["contacts"])})
+    if kind == "email.created":
+        if not email_visible(subject, data["members"]):
+            return None
+        files = subject.is_admin or subject.rights.files_access
+        return View((kind, files), lambda: {"email": render.email_json(subject, data["email"])})
     if kind == "notification.created":
         if data["user_id"] != subject.user_id:
             return None
