@@ -17,9 +17,11 @@ def test_every_served_route_is_declared_with_access(api):
 
 def test_only_login_health_and_docs_are_public():
     public = {(r.method, r.path) for r in registry.routes if r.access is Access.PUBLIC}
-    # The websocket authenticates in its first frame (tests/test_realtime.py).
+    # The websocket authenticates in its first frame (tests/test_realtime.py); webhooks by their HMAC
+    # signature (tests/test_ingest.py, test_email.py); signed media links by theirs (test_ingest.py).
     assert public == {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/2fa"), ("GET", "/healthz"),
-                      ("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/ws")}
+                      ("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/ws"), ("POST", "/hooks/chat/{channel}"),
+                      ("POST", "/hooks/email/{inbox}"), ("GET", "/api/v1/media/{id}/signed")}
 
 
 def test_only_enrolment_routes_are_open_before_required_2fa():
