@@ -60,24 +60,28 @@ async def delete_channel(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _signed(request: web.Request, secrets: list[str], raw: bytes) -> None:
-    problem = check(secrets, request.headers.get("X-Inbox-Timestamp"), request.headers.get("X-Inbox-Signature"),
-                    raw, now=request.app[CONFIG].clock())
+async def verified(request: web.Request, table: str, key: str, slack: int):
+    """The signing row (channel or inbox) and the raw body, in the order of checks the hooks promise:
+    404 unknown target, 413 over the cap (before any HMAC work), 401 bad signature or stale time."""
+    db, config = request.app[DB], request.app[CONFIG]
+    row = await db.fetchone(f"SELECT * FROM {table} WHERE id = ?", (int_id(request, key),))
+    if row is None:
+        raise not_found(ingest.SIGNED[table])
+    # Base64 grows files by 4/3: the cap leaves room for the largest allowed attachment.
+    raw = await read_capped(request, config.media_max_bytes * 4 // 3 + slack)
+    problem = check(ingest.secrets_of(request.app[SEALER], row, config.clock()),
+                    request.headers.get("X-Inbox-Timestamp"), request.headers.get("X-Inbox-Signature"), raw,
+                    now=config.clock())
     if problem:
         raise Problem(401, "bad-signature", "Signature not accepted", problem + ".")
+    return row, raw
 
 
 @route("POST", "/hooks/chat/{channel}", access=Access.PUBLIC, tag="hooks",
        summary="A chat provider delivers a message (HMAC-SHA256 signed; provider ids deduplicated)")
 async def chat_hook(request: web.Request) -> web.Response:
     db, config = request.app[DB], request.app[CONFIG]
-    channel_id = int_id(request, "channel")
-    channel = await db.fetchone("SELECT * FROM channels WHERE id = ?", (channel_id,))
-    if channel is None:
-        raise not_found("channel")
-    # Base64 grows files by 4/3: the cap leaves room for the largest allowed attachment.
-    raw = await read_capped(request, config.media_max_bytes * 4 // 3 + 64 * 1024)
-    _signed(request, ingest.secrets_of(request.app[SEALER], channel, config.clock()), raw)
+    channel, raw = await verified(request, "channels", "channel", 64 * 1024)
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -116,12 +120,8 @@ async def _files(request: web.Request, found: list[dict]) -> list[dict]:
        summary="Deliver one raw RFC 5322 email to a shared inbox (signed like chat hooks; Message-ID deduplicated)")
 async def email_hook(request: web.Request) -> web.Response:
     db, config = request.app[DB], request.app[CONFIG]
-    inbox_id = int_id(request, "inbox")
-    inbox = await db.fetchone("SELECT * FROM inboxes WHERE id = ?", (inbox_id,))
-    if inbox is None:
-        raise not_found("inbox")
-    raw = await read_capped(request, config.media_max_bytes * 4 // 3 + 256 * 1024)
-    _signed(request, ingest.secrets_of(request.app[SEALER], inbox, config.clock()), raw)
+    inbox, raw = await verified(request, "inboxes", "inbox", 256 * 1024)
+    inbox_id = inbox["id"]
     try:
         parsed = mail.parse(raw)
     except mail.MailError as exc:
