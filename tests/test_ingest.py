@@ -201,3 +201,22 @@ async def test_signed_links_expire_bind_the_file_and_follow_access(api, admin):
     assert (await api.get(link)).status == 200
     api.clock.advance(301)
     assert (await api.get(link)).status == 403
+
+
+async def test_incoming_messages_go_out_through_the_hub(api, admin):
+    from test_realtime import OPEN, connect
+
+    channel, secret = await make_channel(api, admin)
+    client = await connect(api, admin)
+    try:
+        r = await deliver(api, channel["id"], secret, message("live-1", text="over the hook"))
+        assert r.status == 201
+        frames = await client.until(lambda f: f.get("event") == "message.created")
+        assert any(f.get("event") == "lead.created" and f["data"]["lead"]["id"] == r.body["lead_id"] for f in frames)
+        assert frames[-1]["data"]["message"]["text"] == "over the hook"
+        assert frames[-1]["data"]["message"]["author_type"] == "contact"
+    finally:
+        while OPEN:
+            ws = OPEN.pop()
+            ws.transport.abort()
+            await ws.wait_closed()
