@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import platform
 import random
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -44,7 +41,9 @@ from typing import Any
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
+import common
+from common import ROOT, free_port, pct, say, schema_hash, start, stop
+
 sys.path.insert(0, str(ROOT))
 
 BUILD_VERSION = 2            # bump when the generated data changes shape
@@ -115,29 +114,9 @@ EXTRA_USERS = [("G, 2 teams + stage", "u06@bench.example")]
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def say(msg: str, end: str = "\n") -> None:
-    print(msg, end=end, flush=True)
-
-
-def schema_hash() -> str:
-    h = hashlib.sha256()
-    for f in sorted((ROOT / "inbox/store/migrations").glob("*.sql")):
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:10]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_env() -> dict:
-    env = dict(os.environ)
-    # Cheap password hashing: only logins use it, and the bench logs in a handful of times.
-    env.update(INBOX_ARGON2_TIME_COST="1", INBOX_ARGON2_MEMORY_KIB="8192", INBOX_LOG_LEVEL="WARNING",
-               INBOX_ADMIN_PASSWORD=PASSWORD, INBOX_LOGIN_ACCOUNT_LIMIT="1000", INBOX_LOGIN_IP_LIMIT="1000")
-    return env
+    return common.server_env(PASSWORD, INBOX_ARGON2_MEMORY_KIB="8192", INBOX_LOGIN_ACCOUNT_LIMIT="1000",
+                             INBOX_LOGIN_IP_LIMIT="1000")
 
 
 class Server:
@@ -153,31 +132,12 @@ class Server:
         return [sys.executable, "-m", "inbox", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
 
     async def __aenter__(self) -> "Server":
-        with open(self.data_dir / "server.log", "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=server_env(), stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as s:
-            while True:
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"server exited with {self.proc.returncode}; see {self.data_dir}/server.log")
-                try:
-                    async with s.get(self.base + "/healthz") as r:
-                        if r.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("server did not start within 30 s")
-                await asyncio.sleep(0.1)
+        self.proc = start(self.command(), self.data_dir / "server.log", self.base + "/healthz", server_env())
+        return self
 
     async def __aexit__(self, *exc) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
 
 
 class Client:
@@ -359,11 +319,6 @@ class Case:
     deep_cursor: int | None = None
     deep_index: int = 0
     times: dict[str, list[float]] = field(default_factory=lambda: {"first": [], "deep": []})
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 async def prepare_cases(c: Client, cases: list[Case], meta: dict, db_path: Path, depth: int) -> None:

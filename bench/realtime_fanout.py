@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
 import json
 import math
 import os
@@ -49,7 +48,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +56,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+import common
+from common import ROOT, TICK as CLK_TCK, cpu_seconds, free_port, new_loop, say, schema_hash, start, stop, usable_cpus
+
 sys.path.insert(0, str(ROOT))
 
 BUILD_VERSION = 1            # bump when the generated workspace changes shape
@@ -66,48 +66,20 @@ ADMIN_EMAIL = "admin@bench.example"
 PASSWORD = "bench-correct-horse-battery"
 GROUP_SIZE = 10
 SHARED_CONVERSATIONS = 10
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 MARK = b"~~"                 # message text: "~~<phase>|<time.time()>~~ ..."
 TEXT_TAIL = "Thanks for your message, we will get back to you about the order today."
 
 
-def say(msg: str = "", end: str = "\n") -> None:
-    print(msg, end=end, flush=True)
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-USABLE_CORES = _usable_cores()   # taken before main() pins this process to the load-generator cores
+USABLE_CORES = len(usable_cpus())   # taken before main() pins this process to the load-generator cores
 
 
 def cores() -> int:
     return USABLE_CORES
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop  # the server's loop (inbox/cli.py), so the baseline and the clients use it too
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
-
-
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) of a process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / CLK_TCK
+    return cpu_seconds(f"/proc/{pid}/stat") or 0.0
 
 
 def proc_rss_kib(pid: int) -> int:
@@ -178,21 +150,11 @@ def recipients_by_conversation(meta: dict) -> dict[int, list[int]]:
     return out
 
 
-def schema_hash() -> str:
-    h = hashlib.sha256()
-    for f in sorted((ROOT / "inbox/store/migrations").glob("*.sql")):
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:10]
-
-
 def server_env() -> dict:
-    env = dict(os.environ)
-    # Cheap password hashing: the bench creates and signs in 1,000 users. Login throttling raised
-    # for the same reason. Everything else is the server's defaults (synchronous=FULL, buffers).
-    env.update(INBOX_ARGON2_TIME_COST="1", INBOX_ARGON2_MEMORY_KIB="1024", INBOX_LOG_LEVEL="WARNING",
-               INBOX_ADMIN_PASSWORD=PASSWORD, INBOX_LOGIN_ACCOUNT_LIMIT="100000",
-               INBOX_LOGIN_IP_LIMIT="1000000")
-    return env
+    # The bench creates and signs in 1,000 users: cheap hashing, throttling raised. Everything else
+    # is the server's defaults (synchronous=FULL, buffers).
+    return common.server_env(PASSWORD, INBOX_ARGON2_MEMORY_KIB="1024", INBOX_LOGIN_ACCOUNT_LIMIT="100000",
+                             INBOX_LOGIN_IP_LIMIT="1000000")
 
 
 class Proc:
@@ -209,35 +171,13 @@ class Proc:
         return self.proc.pid
 
     async def __aenter__(self) -> "Proc":
-        import aiohttp
-        with open(self.log, "ab") as log:
-            cpus = self.cpus
-            self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log,
-                                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as s:
-            while True:
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"{self.cmd[:4]} exited with {self.proc.returncode}; see {self.log}")
-                try:
-                    async with s.get(self.health) as r:
-                        if r.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{self.cmd[:4]} did not start within 30 s; see {self.log}")
-                await asyncio.sleep(0.1)
+        self.proc = start(self.cmd, self.log, self.health, self.env, self.cpus)
+        return self
 
     async def __aexit__(self, *exc) -> None:
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc)
 
 
 def inbox_server(data_dir: Path, port: int, cpus: set[int] | None = None) -> Proc:

@@ -45,7 +45,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -59,7 +58,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+import common
+from common import ROOT, cpu_seconds, free_port, new_loop, pct, say, start, stop, usable_cpus
+
 sys.path.insert(0, str(ROOT))
 
 ADMIN_EMAIL = "admin@bench.example"
@@ -79,41 +80,11 @@ TEXTS = [
 TEXTS_JSON = [json.dumps(t) for t in TEXTS]
 
 
-def say(msg: str = "", end: str = "\n") -> None:
-    print(msg, end=end, flush=True)
-
-
-def _usable() -> set[int]:
-    try:
-        return set(os.sched_getaffinity(0))
-    except AttributeError:
-        return set(range(os.cpu_count() or 1))
-
-
-USABLE = _usable()   # taken before main() pins this process (and so the generators) to the other cores
+USABLE = usable_cpus()   # taken before main() pins this process (and so the generators) to the other cores
 
 
 def cores() -> int:
     return len(USABLE)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float] | array.array, q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
-
-
-def new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
 
 
 # --- the no-op server ------------------------------------------------------------------------
@@ -367,29 +338,18 @@ def run_generator(spec_path: str) -> int:
 
 # --- process CPU from /proc ------------------------------------------------------------------
 
-TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _ticks(path: str) -> float | None:
-    try:
-        fields = Path(path).read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def cpu_of(pid: int) -> tuple[float | None, float | None]:
     """(whole process, main thread) CPU seconds; the main thread is the event loop's."""
-    return _ticks(f"/proc/{pid}/stat"), _ticks(f"/proc/{pid}/task/{pid}/stat")
+    return cpu_seconds(f"/proc/{pid}/stat"), cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
 
 
 # --- orchestration ---------------------------------------------------------------------------
 
 def server_env() -> dict:
-    env = dict(os.environ)
+    env = common.server_env(PASSWORD, INBOX_ARGON2_MEMORY_KIB="8192")
     env.pop("INBOX_SQLITE_SYNCHRONOUS", None)  # the default (FULL) is what is measured
-    env.update(INBOX_ARGON2_TIME_COST="1", INBOX_ARGON2_MEMORY_KIB="8192", INBOX_LOG_LEVEL="WARNING",
-               INBOX_ADMIN_PASSWORD=PASSWORD)
     return env
 
 
@@ -401,34 +361,12 @@ class Proc:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "Proc":
-        import urllib.request
-
-        with open(self.log, "ab") as log:
-            cpus = self.cpus
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=server_env(), stdout=log, stderr=log,
-                                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{self.argv[2]} exited with {self.proc.returncode}; see {self.log}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{self.argv[2]} did not start within 30 s; see {self.log}")
-            time.sleep(0.1)
+        self.proc = start(self.argv, self.log, f"http://127.0.0.1:{self.port}/healthz", server_env(), self.cpus)
+        return self
 
     def __exit__(self, *exc) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
 
     @property
     def pid(self) -> int:

@@ -1,0 +1,106 @@
+"""What every benchmark script needs: output, ports, loops, percentiles, CPU accounting, the
+server's environment and a clean stop. Each script runs as ``python bench/<name>.py``, so this
+directory is on ``sys.path`` and ``import common`` finds this file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def say(msg: str = "", end: str = "\n") -> None:
+    print(msg, end=end, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # the server's loop (inbox/cli.py), so baselines and clients use it too
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+def pct(values, q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
+
+
+def usable_cpus() -> set[int]:
+    """The CPUs this process may run on (read it before pinning anything)."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:
+        return set(range(os.cpu_count() or 1))
+
+
+def cpu_seconds(stat_path: str) -> float | None:
+    """User + system CPU seconds from a /proc/<pid>[/task/<tid>]/stat file; None if it is gone."""
+    try:
+        fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def schema_hash() -> str:
+    """Part of every cached workspace's key: a migration change rebuilds it."""
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "inbox/store/migrations").glob("*.sql")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def server_env(password: str, **settings: str) -> dict:
+    """The environment of a benchmarked server: its defaults, quiet logs, cheap password hashing (only
+    set-up signs in) and whatever the script adds."""
+    env = dict(os.environ)
+    env.update(INBOX_ARGON2_TIME_COST="1", INBOX_LOG_LEVEL="WARNING", INBOX_ADMIN_PASSWORD=password, **settings)
+    return env
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Graceful stop (SIGINT), then kill after 20 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start(argv: list[str], log: Path, health: str, env: dict, cpus: set[int] | None = None) -> subprocess.Popen:
+    """Start a server child process (pinned to ``cpus`` if given) and wait until GET ``health`` is 200."""
+    import time
+    import urllib.request
+
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"{argv[:4]} exited with {proc.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(health, timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"{argv[:4]} did not start within 30 s; see {log}")
+        time.sleep(0.1)
