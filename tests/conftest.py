@@ -22,7 +22,10 @@ from inbox.keys import CONFIG, DB, HASHER
 from inbox.workspace import init_workspace
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "ada@example.com", "ada-correct-horse"
-START = 1_800_000_000.0  # a fixed UTC instant, so times in tests are reproducible
+START = 1_800_000_000.0
+# For modules that create many users: cheap password hashing (hashing has its own tests, which keep
+# the real parameters). Use as ``config_overrides`` or spread into it.
+FAST_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}  # a fixed UTC instant, so times in tests are reproducible
 
 CALLED_ROUTES: set[tuple[str, str]] = set()
 TESTS_DIR = Path(__file__).parent

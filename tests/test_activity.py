@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pyotp
 import pytest
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, START, Persona
+from conftest import ADMIN_EMAIL, FAST_HASHING, ADMIN_PASSWORD, START, Persona
 from inbox.api.common import iso
 from inbox.keys import CONFIG
 from inbox.store import activity
@@ -29,8 +29,7 @@ RIGHTS = {"leads": {"add": "A", "view": "G", "edit": "M", "delete": "D", "export
 
 @pytest.fixture
 def config_overrides() -> dict:
-    return {"trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),), "argon2_time_cost": 1,
-            "argon2_memory_kib": 1024}
+    return {"trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),), **FAST_HASHING}
 
 
 def xff(address: str) -> dict:

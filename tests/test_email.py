@@ -4,12 +4,11 @@ downloads, each with the user who must not see it."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from email.message import EmailMessage
 
 import pytest
-import websockets
+
+from conftest import FAST_HASHING
 
 from auth.signing import sign
 from test_ingest import PDF, png
@@ -20,7 +19,7 @@ READER = {"leads": {"view": "A"}, "contacts": {"view": "A"}, "mail_access": True
 
 @pytest.fixture
 def config_overrides() -> dict:
-    return {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+    return FAST_HASHING
 
 
 async def post_mail(api, inbox_id: int, secret: str, raw: bytes, **kw):

@@ -10,6 +10,8 @@ import zlib
 
 import pytest
 
+from conftest import FAST_HASHING
+
 from auth.signing import sign
 from inbox.keys import MEDIA
 
@@ -18,7 +20,7 @@ SMALL = 64 * 1024
 
 @pytest.fixture
 def config_overrides() -> dict:
-    return {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "media_max_bytes": SMALL}
+    return {**FAST_HASHING, "media_max_bytes": SMALL}
 
 
 def png(width: int = 2, height: int = 2) -> bytes:

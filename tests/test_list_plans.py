@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from auth.visibility import MAX_SLICES, leads_visibility
-from conftest import Persona
+from conftest import FAST_HASHING, Persona
 from inbox.actions.access import load_subject
 from inbox.store import catalog
 from inbox.store.listing import Filter, count_query, page_query
@@ -40,7 +40,7 @@ LEAD_G = {"leads": {"add": "A", "view": "G", "edit": "G", "delete": "M", "export
 
 @pytest.fixture
 def config_overrides() -> dict:
-    return {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+    return FAST_HASHING
 
 
 @dataclass

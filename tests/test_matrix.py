@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import FAST_HASHING
+
 LEVELS = "DMGA"
 # role -> (view, edit, delete) for leads, contacts and companies; tasks use (edit, delete).
 ROLES = {
@@ -23,7 +25,7 @@ ENTITIES = ("leads", "contacts", "companies", "tasks")
 
 @pytest.fixture
 def config_overrides() -> dict:
-    return {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+    return FAST_HASHING
 
 
 def covers(level: str, kind: str) -> bool:

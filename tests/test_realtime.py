@@ -11,6 +11,8 @@ import subprocess
 import sys
 
 import pytest
+
+from conftest import FAST_HASHING
 import websockets
 
 from inbox.actions import chats
@@ -27,7 +29,7 @@ TEAM = {"leads": {"add": "A", "view": "G", "edit": "G"}, "contacts": {"add": "A"
 
 @pytest.fixture
 def config_overrides() -> dict:
-    return {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+    return FAST_HASHING
 
 
 OPEN: list = []
@@ -396,7 +398,7 @@ async def test_listen_command_prints_live_events(api, admin):
         await proc.wait()
 
 
-@pytest.mark.parametrize("config_overrides", [{"argon2_time_cost": 1, "argon2_memory_kib": 1024,
+@pytest.mark.parametrize("config_overrides", [{**FAST_HASHING,
                                                "trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),)}])
 async def test_ip_blocking_refuses_and_closes_websockets(api, admin):
     """Issue 4 / SPEC 3: with API blocking on, sockets from outside the whitelist are refused at the

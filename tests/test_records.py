@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import Persona
+from conftest import FAST_HASHING, Persona
 
 AGENT_M = {"leads": {"add": "A", "view": "M", "edit": "M", "delete": "M", "export": "M"},
            "contacts": {"add": "A", "view": "M", "edit": "M", "delete": "M", "export": "M"},
@@ -27,7 +27,7 @@ LEAD_G = {"leads": {"add": "A", "view": "G", "edit": "M", "delete": "D", "export
 @pytest.fixture
 def config_overrides() -> dict:
     # Five users per test: cheap password hashing keeps the module fast (hashing has its own tests).
-    return {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+    return FAST_HASHING
 
 
 @dataclass

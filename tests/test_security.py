@@ -10,10 +10,9 @@ import json
 import pyotp
 import pytest
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from conftest import FAST_HASHING, ADMIN_EMAIL, ADMIN_PASSWORD
 
-PROXY = {"trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),), "argon2_time_cost": 1,
-         "argon2_memory_kib": 1024}
+PROXY = {"trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),), **FAST_HASHING}
 
 
 @pytest.fixture
@@ -253,7 +252,7 @@ async def test_a_whitelist_that_locks_out_its_admin_is_refused(api):
     assert r.status == 422 and r.body["errors"][0]["path"] == "ip_whitelist.0.cidr"
 
 
-@pytest.mark.parametrize("config_overrides", [{"argon2_time_cost": 1, "argon2_memory_kib": 1024}])
+@pytest.mark.parametrize("config_overrides", [FAST_HASHING])
 async def test_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(api, admin):
     """Checklist 24: no trusted proxies here, so the header is ignored: the admin is 127.0.0.1."""
     spoof = xff("203.0.113.5")
