@@ -15,14 +15,12 @@ Contacts, companies and tasks have no pipeline or stage, so the merged levels de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .rights import (A, D, EDIT, ENTITIES, FIELD_ACCESS, G, HIDDEN, LEVEL_CODES, M, READ, Effective, Rights,
                      Source, full_rights)
 
 LEAD_ACTIONS = ("view", "edit", "delete", "export")
-RECORD_ACTIONS = ("add", "view", "edit", "delete", "export")
 
 
 def _source_lead_levels(rights: Rights, pipeline_id: int, stage_id: int) -> tuple[int, int, int, int]:
@@ -140,9 +138,6 @@ class Subject:
     def shown_fields(self, entity: str, field_ids: Iterable[int]) -> list[int]:
         return [f for f in field_ids if self.field_access(entity, f) != HIDDEN]
 
-    def writable_fields(self, entity: str, field_ids: Iterable[int]) -> list[int]:
-        return [f for f in field_ids if self.field_access(entity, f) == EDIT]
-
     # --- explain (rule 15) ---
 
     def explain(self, entity: str, action: str, record: Any, *, subscribed: bool = False) -> dict[str, Any]:
@@ -200,4 +195,4 @@ def field_access_name(access: int) -> str:
     return FIELD_ACCESS[access]
 
 
-__all__ = ["Subject", "LEAD_ACTIONS", "RECORD_ACTIONS", "ENTITIES", "HIDDEN", "READ", "EDIT", "field_access_name"]
+__all__ = ["Subject", "LEAD_ACTIONS", "ENTITIES", "HIDDEN", "READ", "EDIT", "field_access_name"]

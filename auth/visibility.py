@@ -171,4 +171,4 @@ def tasks_where(subject: Subject, attached: Mapping[str, Visibility], prefix: st
     return "(" + " OR ".join(terms) + ")", params
 
 
-__all__ = ["Slice", "Visibility", "leads_visibility", "entity_visibility", "tasks_where", "MAX_SLICES", "D"]
+__all__ = ["Slice", "Visibility", "leads_visibility", "entity_visibility", "tasks_where", "MAX_SLICES"]

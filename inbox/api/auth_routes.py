@@ -7,7 +7,7 @@ from aiohttp import web
 from auth.tokens import csrf_token
 
 from ..actions import people
-from ..actions.sessions import BAD_LOGIN, do_end_sessions, do_login, do_set_password
+from ..actions.sessions import do_end_sessions, do_login, do_set_password
 from ..keys import CONFIG, DB, HASHER
 from ..store import activity
 from ..store import sessions as session_rows

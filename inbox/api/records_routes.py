@@ -119,8 +119,14 @@ async def card(request: web.Request, entity: str, record_id: int, status: int = 
     if record is None:
         # Created by the caller but outside what they may view (say, assigned to someone else).
         return json_response({"id": record_id, "visible": False}, status=status)
-    subscribed = {record_id} if record.get("_subscribed") else set()
-    return json_response((await records.record_cards(db, subject, entity, [record], subscribed))[0], status=status)
+    return await card_of(request, entity, record, status)
+
+
+async def card_of(request: web.Request, entity: str, record: dict[str, Any], status: int = 200) -> web.Response:
+    """A record already known to be visible (``records.visible``), as the caller sees it."""
+    subscribed = {record["id"]} if record.get("_subscribed") else set()
+    cards = await records.record_cards(request.app[DB], await subject_of(request), entity, [record], subscribed)
+    return json_response(cards[0], status=status)
 
 
 # --- CSV export (rule 11) ---
@@ -222,9 +228,8 @@ def _declare(entity: str) -> None:
 
     @route("GET", f"{base}/{{id}}", access=Access.USER, tag=entity, summary=f"Get a {one}")
     async def get_handler(request: web.Request) -> web.Response:
-        record_id = int_id(request)
-        await records.require_visible(request.app[DB], await subject_of(request), entity, record_id)
-        return await card(request, entity, record_id)
+        record = await records.require_visible(request.app[DB], await subject_of(request), entity, int_id(request))
+        return await card_of(request, entity, record)
 
     @route("PATCH", f"{base}/{{id}}", access=Access.USER, tag=entity, body=update_model,
            summary=f"Edit a {one}; read-only fields are refused with 403 and nothing is changed")

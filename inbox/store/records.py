@@ -77,14 +77,6 @@ async def delete(tx: Tx, table: str, record_id: int) -> None:
     await tx.execute(f"DELETE FROM {table} WHERE id = ?", (record_id,))
 
 
-async def existing_ids(db: Database | Tx, table: str, ids: Iterable[int]) -> set[int]:
-    assert table in COLUMNS or table == "users"
-    ids = sorted(set(ids))
-    if not ids:
-        return set()
-    return {r[0] for r in await db.fetchall(f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(ids))})", ids)}
-
-
 # --- lead <-> contact links ---
 
 async def lead_contacts(db: Database | Tx, lead_ids: Iterable[int]) -> dict[int, list[int]]:
