@@ -37,7 +37,7 @@ def create_app(config: Config) -> web.Application:
         db = Database(config.db_path, synchronous=config.sqlite_synchronous)
         await db.open()
         app[DB] = db
-        hub = Hub(db, buffer=config.ws_buffer, retention_seconds=config.event_retention_seconds, clock=config.clock)
+        hub = Hub(db, buffer_bytes=config.ws_buffer_bytes, retention_seconds=config.event_retention_seconds, clock=config.clock)
         await hub.start()
         app[HUB] = hub
         yield

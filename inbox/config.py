@@ -49,8 +49,8 @@ class Config:
     totp_issuer: str = "Inbox"
     # Password accepted, code pending: how long the login challenge lives.
     login_challenge_seconds: float = 300
-    # Frames a websocket may have waiting before the server closes it as too slow (code 4008).
-    ws_buffer: int = 1024
+    # Bytes a websocket may have waiting unsent before the server closes it as too slow (code 4008).
+    ws_buffer_bytes: int = 512 * 1024
     # Events older than this are pruned; a client resuming from before gets a "resync" frame.
     event_retention_seconds: float = 7 * 86400
     # Media (SPEC section 6): upload size limit, image pixel cap, signed-link lifetime.

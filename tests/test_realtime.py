@@ -326,7 +326,7 @@ async def test_a_slow_consumer_is_cut_off_without_slowing_others(api, admin):
     contact = (await api.post("/api/v1/contacts", {"name": "C", "responsible_user_id": maria.user_id},
                               who=admin)).body["id"]
     chat = (await api.post("/api/v1/chats", {"contact_id": contact}, who=admin)).body["id"]
-    api.app[HUB].buffer = 64
+    api.app[HUB].buffer_bytes = 256 * 1024
     # The slow client: a tiny receive buffer (no autotuning) and a library that stops reading after
     # one queued frame, so TCP pushes back on the server almost at once.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from auth.network import address_allowed
 
 from ..keys import DB, HUB
-from ..realtime.hub import CLOSE_FORBIDDEN, CLOSE_PROTOCOL, CLOSE_SESSION, Connection
+from ..realtime.connection import CLOSE_FORBIDDEN, CLOSE_PROTOCOL, CLOSE_SESSION
 from .common import subject_for
 from .identity import COOKIE, allowlist, client_ip, identify, origin_allowed
 from .problems import Problem, forbidden
@@ -65,17 +65,14 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if ident.settings.get("block_untrusted_api") and not address_allowed(ip, allowlist(ident.settings)):
         return await _close(ws, CLOSE_FORBIDDEN, f"{ip} is outside the IP whitelist")
     hub = request.app[HUB]
-    conn = Connection(ws, await subject_for(request.app[DB], ident), ident.session_id, ip, hub.buffer)
-    await hub.attach(conn, last)
+    conn = hub.connection(ws, request.transport, await subject_for(request.app[DB], ident), ident.session_id, ip)
     try:
+        await hub.attach(conn, last)
         async for msg in ws:  # clients only ping; anything else is ignored
             if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                 break
     finally:
         hub.detach(conn)
-        conn.closed = True
-        if conn.writer and not conn.writer.done():
-            if conn.close_code is None:  # the client left: nothing more to write
-                conn.writer.cancel()
-            await asyncio.gather(conn.writer, return_exceptions=True)
+        if conn.closer is not None:
+            await asyncio.gather(conn.closer, return_exceptions=True)
     return ws

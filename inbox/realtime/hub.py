@@ -5,8 +5,9 @@ Shape (REALTIME-LESSONS):
 - One dispatcher task consumes committed events in order. Control events (rights, groups, roles,
   subscriptions, security policy, field definitions) are applied before the next event is filtered,
   so a rights change takes effect "from the next event on".
-- Each connection has a bounded queue and one writer task; a full queue closes that connection with
-  ``CLOSE_SLOW`` and the client resumes by cursor. Nobody waits on a slow socket.
+- Only the connections that could see an event are asked (``reach.Reach``), and each distinct frame
+  is built once and written to every recipient's transport without waiting (``connection``); a
+  reader whose unsent bytes pass its limit is closed with ``CLOSE_SLOW`` and resumes by cursor.
 - Resume: a connection is registered first (live events are buffered), then catches up from the
   database after ``last_event_id``, then drains the buffer skipping ids it already handled: no gap,
   no duplicate. A cursor older than the retained log gets a ``resync`` frame.
@@ -18,13 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
-
-import orjson
-from aiohttp import web
 
 from auth.network import address_allowed, parse_allowlist
-from auth.policy import Subject
 
 from ..actions.access import load_subject
 from ..actions.records import load_defs
@@ -33,92 +29,34 @@ from ..store import events as event_rows
 from ..store import security as security_rows
 from ..store.db import Database
 from ..store.events import Event
+from .connection import (CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_SESSION, CLOSE_SLOW,
+                         Connection, frame)
+from .reach import Reach
 from .views import lost_lead, view
 
+__all__ = ["Hub", "Connection", "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_PROTOCOL", "CLOSE_SESSION",
+           "CLOSE_SLOW"]
+
 log = logging.getLogger("inbox.realtime")
-
-# Close codes (documented in docs/realtime.md).
-CLOSE_PROTOCOL = 4000      # the first frame was not a valid auth frame
-CLOSE_SESSION = 4001       # the session ended, expired, or the user was disabled: sign in again
-CLOSE_FORBIDDEN = 4003     # the address is outside the workspace IP whitelist
-CLOSE_SLOW = 4008          # the client fell behind its buffer: reconnect with last_event_id
-CLOSE_GOING_AWAY = 1001    # the server is stopping
-
-# How long catch-up waits for a reader to make room before calling it too slow.
-CATCH_UP_PATIENCE = 10.0
 
 CONTROL = frozenset({"access.changed", "subscription.changed", "security.changed", "fields.changed"})
 
 
-class Connection:
-    __slots__ = ("ws", "user_id", "session_id", "ip", "subject", "queue", "cursor", "live", "pending",
-                 "closed", "writer", "close_code")
-
-    def __init__(self, ws: web.WebSocketResponse, subject: Subject, session_id: int, ip: str, buffer: int) -> None:
-        self.ws = ws
-        self.user_id = subject.user_id
-        self.session_id = session_id
-        self.ip = ip
-        self.subject = subject
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(buffer)
-        self.cursor = 0                 # the last event id this connection has handled
-        self.live = False
-        self.pending: list[Event] = []
-        self.closed = False
-        self.writer: asyncio.Task | None = None
-        self.close_code: int | None = None
-
-    def offer(self, frame: str) -> None:
-        if self.closed:
-            return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.close(CLOSE_SLOW)
-
-    def close(self, code: int) -> None:
-        """Close from any task without waiting: the writer finishes the job."""
-        if self.closed:
-            return
-        self.closed = True
-        self.close_code = code
-        while not self.queue.empty():  # drop what a slow client would never read
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
-
-    async def run_writer(self) -> None:
-        try:
-            while True:
-                frame = await self.queue.get()
-                if frame is None:
-                    break
-                await self.ws.send_str(frame)
-        except (ConnectionError, RuntimeError):
-            pass  # the peer went away; the reader notices too
-        finally:
-            self.closed = True
-            if not self.ws.closed and self.close_code is not None:
-                await self.ws.close(code=self.close_code)
-
-
-def _frame(kind: str, **fields: Any) -> str:
-    return orjson.dumps({"type": kind, **fields}).decode()
-
-
 class Hub:
-    def __init__(self, db: Database, *, buffer: int = 1024, sweep_seconds: float = 0.5,
+    def __init__(self, db: Database, *, buffer_bytes: int = 512 * 1024, sweep_seconds: float = 0.5,
                  retention_seconds: float = 7 * 86400, clock=time.time) -> None:
         self.db = db
         self.retention_seconds = retention_seconds
         self.clock = clock
-        self.buffer = buffer
+        self.buffer_bytes = buffer_bytes
         self.sweep_seconds = sweep_seconds
-        self.connections: dict[int, set[Connection]] = {}
+        self.reach = Reach()                      # live connections, indexed by what they may see
+        self.attaching: set[Connection] = set()   # catching up; live events wait in their ``pending``
         self.defs: dict = {}
         self.policy: dict = {}
         self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
-        self.delivered = 0  # frames queued, for metrics and benchmarks
+        self.delivered = 0  # event frames written, for metrics and benchmarks
 
     # --- lifecycle ---
 
@@ -138,54 +76,59 @@ class Hub:
         await self.close_all()
 
     async def close_all(self) -> None:
-        for conn in self.all():
+        conns = self.all()
+        for conn in conns:
             conn.close(CLOSE_GOING_AWAY)
-        writers = [c.writer for c in self.all() if c.writer]
-        await asyncio.gather(*writers, return_exceptions=True)
+        await asyncio.gather(*(c.closer for c in conns if c.closer), return_exceptions=True)
 
     def all(self) -> list[Connection]:
-        return [c for conns in self.connections.values() for c in conns]
+        return [*self.reach.everyone, *self.attaching]
+
+    def connection(self, ws, transport, subject, session_id: int, ip: str) -> Connection:
+        return Connection(ws, transport, subject, session_id, ip, self.buffer_bytes)
 
     # --- connections ---
 
     async def attach(self, conn: Connection, last_event_id: int | None) -> None:
-        self.connections.setdefault(conn.user_id, set()).add(conn)  # buffer live events from now on
-        conn.writer = asyncio.create_task(conn.run_writer(), name=f"ws-writer-{conn.user_id}")
-        oldest, newest = await event_rows.bounds(self.db)
-        if last_event_id is None or last_event_id > newest:
-            conn.cursor = newest if last_event_id is None else last_event_id
-        elif last_event_id < oldest - 1:
-            conn.offer(_frame("resync", oldest_event_id=oldest, last_event_id=newest))
-            conn.cursor = newest
-        else:
-            conn.cursor = last_event_id
-        conn.offer(_frame("ready", user_id=conn.user_id, last_event_id=max(conn.cursor, newest)))
-        while not conn.closed:
-            batch = await event_rows.after(self.db, conn.cursor)
-            if not batch:
-                break
-            for event in batch:
-                # Catch-up goes at the reader's pace: wait for room rather than overflow the buffer.
-                for frame in self._frames_for(conn, event, {}):
-                    try:
-                        await asyncio.wait_for(conn.queue.put(frame), CATCH_UP_PATIENCE)
-                    except asyncio.TimeoutError:
-                        conn.close(CLOSE_SLOW)
-                        return
-                    if conn.closed:
-                        return
+        self.attaching.add(conn)  # buffer live events from now on
+        try:
+            await self._catch_up(conn, last_event_id)
+        finally:
+            self.attaching.discard(conn)
+        if conn.closed:
+            return
         # No await from here on: the buffered live events join exactly where the catch-up ended.
         for event in conn.pending:
             self._handle_for(conn, event, {})
         conn.pending = []
         conn.live = True
+        self.reach.add(conn)
+
+    async def _catch_up(self, conn: Connection, last_event_id: int | None) -> None:
+        oldest, newest = await event_rows.bounds(self.db)
+        if last_event_id is None or last_event_id > newest:
+            conn.cursor = newest if last_event_id is None else last_event_id
+        elif last_event_id < oldest - 1:
+            conn.send(frame("resync", oldest_event_id=oldest, last_event_id=newest))
+            conn.cursor = newest
+        else:
+            conn.cursor = last_event_id
+        conn.send(frame("ready", user_id=conn.user_id, last_event_id=max(conn.cursor, newest)))
+        while not conn.closed:
+            batch = await event_rows.after(self.db, conn.cursor)
+            if not batch:
+                return
+            for event in batch:
+                if not await conn.wait_for_room():
+                    return
+                self._handle_for(conn, event, {})
 
     def detach(self, conn: Connection) -> None:
-        conns = self.connections.get(conn.user_id)
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
-                del self.connections[conn.user_id]
+        conn.closed = True
+        self.attaching.discard(conn)
+        if conn.live:
+            conn.live = False
+            self.reach.remove(conn)
 
     # --- delivery ---
 
@@ -200,43 +143,37 @@ class Hub:
                 self._deliver(event)
             except Exception:
                 log.exception("event dispatch failed", extra={"event_id": event.id, "type": event.type})
-            # A committed batch arrives as a burst; letting the writers run between events keeps a
-            # reader's queue short, so only a reader that really falls behind fills its buffer.
+            # A committed batch arrives as a burst; yielding between events lets readers and new
+            # requests run, so one burst does not hold the loop.
             await asyncio.sleep(0)
 
     def _deliver(self, event: Event) -> None:
-        cache: dict[tuple, str] = {}
-        for conns in list(self.connections.values()):
-            for conn in list(conns):
-                if conn.live:
-                    self._handle_for(conn, event, cache)
-                else:
-                    conn.pending.append(event)
+        for conn in self.attaching:
+            conn.pending.append(event)
+        if not self.reach:
+            return
+        cache: dict[tuple, bytes] = {}
+        for conn in self.reach.candidates(event.type, event.data):
+            self._handle_for(conn, event, cache)
 
-    def _handle_for(self, conn: Connection, event: Event, cache: dict[tuple, str]) -> None:
-        for frame in self._frames_for(conn, event, cache):
-            conn.offer(frame)
-
-    def _frames_for(self, conn: Connection, event: Event, cache: dict[tuple, str]) -> list[str]:
-        """The frames one connection gets for one event (usually none or one); advances its cursor."""
+    def _handle_for(self, conn: Connection, event: Event, cache: dict[tuple, bytes]) -> None:
+        """Write what one connection gets for one event (usually nothing or one frame)."""
         if event.id <= conn.cursor or conn.closed:
-            return []
+            return
         conn.cursor = event.id
-        frames = []
         lost = lost_lead(conn.subject, event)
         if lost is not None:
-            frames.append(_frame("access_revoked", id=event.id, lead_id=lost))
+            conn.send(frame("access_revoked", id=event.id, lead_id=lost))
         if event.type == "access.changed" and self._concerns(conn, event):
-            frames.append(_frame("access_changed", id=event.id))
+            conn.send(frame("access_changed", id=event.id))
         shown = view(conn.subject, event, self.defs)
         if shown is not None:
-            frame = cache.get(shown.signature)
-            if frame is None:
-                frame = _frame("event", id=event.id, event=event.type, at=iso(event.at), data=shown.build())
-                cache[shown.signature] = frame
-            frames.append(frame)
+            data = cache.get(shown.signature)
+            if data is None:
+                data = frame("event", id=event.id, event=event.type, at=iso(event.at), data=shown.build())
+                cache[shown.signature] = data
+            conn.send(data)
             self.delivered += 1
-        return frames
 
     @staticmethod
     def _concerns(conn: Connection, event: Event) -> bool:
@@ -251,21 +188,28 @@ class Hub:
             self._enforce_policy()
         elif event.type == "access.changed":
             users = event.data.get("user_ids")
-            for uid in (list(self.connections) if users is None else users):
+            for uid in (list({c.user_id for c in self.all()}) if users is None else users):
                 await self._reload(uid)
 
+    def _of_user(self, user_id: int) -> list[Connection]:
+        return [*self.reach.by_user.get(user_id, ()), *(c for c in self.attaching if c.user_id == user_id)]
+
     async def _reload(self, user_id: int) -> None:
-        conns = self.connections.get(user_id)
-        if not conns:
+        if not self._of_user(user_id):
             return
         row = await self.db.fetchone("SELECT is_admin, is_active FROM users WHERE id = ?", (user_id,))
         if row is None or not row["is_active"]:
-            for conn in list(conns):
+            for conn in self._of_user(user_id):
                 conn.close(CLOSE_SESSION)
             return
         subject = await load_subject(self.db, user_id, is_admin=bool(row["is_admin"]))
-        for conn in list(self.connections.get(user_id, ())):
-            conn.subject = subject
+        for conn in self._of_user(user_id):  # again: the set may have changed while loading
+            if conn.live:
+                self.reach.remove(conn)
+                conn.subject = subject
+                self.reach.add(conn)
+            else:
+                conn.subject = subject
 
     def _enforce_policy(self) -> None:
         if not self.policy.get("block_untrusted_api"):
