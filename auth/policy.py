@@ -41,10 +41,24 @@ def _source_lead_rule(rights: Rights, pipeline_id: int, stage_id: int) -> str:
     return "stage_right" if (pipeline_id, stage_id) in rights.stage_rights else "lead_level"
 
 
-class Subject:
-    """One user's rights, ready to answer many questions quickly (per-stage answers are cached)."""
+# A scope is what one level covers for this user, ready for one membership test: ``True`` (A: every
+# record), or the frozenset of responsible users whose records it covers (G: the group co-members and
+# the user, M: the user, D: nobody). Deciding is then ``scope is True or responsible in scope``.
+_NOBODY: frozenset = frozenset()
+_LEAD_INDEX = {action: i for i, action in enumerate(LEAD_ACTIONS)}
+_ENTITY_ACTIONS = ("add", "view", "edit", "delete", "export")
 
-    __slots__ = ("user_id", "is_admin", "sources", "rights", "members", "_cells")
+
+class Subject:
+    """One user's rights, ready to answer many questions quickly.
+
+    The hot path (``can_record``, ``can_lead``, ``can_entity``) is a dict lookup and a set membership
+    test: per (pipeline, stage) the four lead scopes are computed once and cached, and the contact and
+    company scopes are computed when the subject is built.
+    """
+
+    __slots__ = ("user_id", "is_admin", "sources", "rights", "members", "_cells", "_lead_scopes",
+                 "_entity_scopes", "_own")
 
     def __init__(self, user_id: int, *, is_admin: bool, effective: Effective,
                  members: Iterable[int] = ()) -> None:
@@ -55,7 +69,17 @@ class Subject:
         # G covers the records of everyone who shares a group with the user, and the user's own
         # records even when the user is in no group ("levels nest").
         self.members: frozenset[int] = frozenset(members) | {user_id}
+        self._own: frozenset[int] = frozenset((user_id,))
         self._cells: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        self._lead_scopes: dict[tuple[int, int], tuple[Any, Any, Any, Any]] = {}
+        scopes: dict[tuple[str, str], Any] = {}
+        for entity in ENTITIES:     # leads too: their merged levels, as entity_level gives them
+            ent = self.rights.entity(entity)
+            for action in _ENTITY_ACTIONS:
+                level = ent.level(action)
+                # add is A or D whoever the record belongs to
+                scopes[entity, action] = (True if level == A else _NOBODY) if action == "add" else self._scope(level)
+        self._entity_scopes = scopes
 
     # --- levels ---
 
@@ -67,6 +91,16 @@ class Subject:
         if level == M:
             return responsible_user_id == self.user_id
         return False
+
+    def _scope(self, level: int) -> Any:
+        """What ``level`` covers, as ``True`` or a frozenset of responsible users (see ``covers``)."""
+        if level == A:
+            return True
+        if level == G:
+            return self.members
+        if level == M:
+            return self._own
+        return _NOBODY
 
     def lead_levels(self, pipeline_id: int, stage_id: int) -> tuple[int, int, int, int]:
         """Levels for (view, edit, delete, export) on leads in this stage: the maximum over sources."""
@@ -80,6 +114,11 @@ class Subject:
                 cell = tuple(max(col) for col in zip(*answers)) if answers else (D, D, D, D)
             self._cells[key] = cell
         return cell
+
+    def _lead_scopes_for(self, pipeline_id: int, stage_id: int) -> tuple[Any, Any, Any, Any]:
+        scopes = tuple(self._scope(level) for level in self.lead_levels(pipeline_id, stage_id))
+        self._lead_scopes[pipeline_id, stage_id] = scopes
+        return scopes
 
     def lead_level(self, action: str, pipeline_id: int, stage_id: int) -> int:
         return self.lead_levels(pipeline_id, stage_id)[LEAD_ACTIONS.index(action)]
@@ -97,27 +136,36 @@ class Subject:
 
     def lead_view_right(self, pipeline_id: int, stage_id: int, responsible_user_id: int) -> bool:
         """A real view right (level or stage), the only thing that shows custom fields (rule 5)."""
-        return self.covers(self.lead_levels(pipeline_id, stage_id)[0], responsible_user_id)
+        scopes = self._lead_scopes.get((pipeline_id, stage_id)) or self._lead_scopes_for(pipeline_id, stage_id)
+        scope = scopes[0]
+        return scope is True or responsible_user_id in scope
 
     def can_lead(self, action: str, pipeline_id: int, stage_id: int, responsible_user_id: int, *,
                  subscribed: bool = False) -> bool:
-        if action == "view":
-            return subscribed or self.lead_view_right(pipeline_id, stage_id, responsible_user_id)
-        return self.covers(self.lead_level(action, pipeline_id, stage_id), responsible_user_id)
+        """``action`` is view, edit, delete or export; a subscription adds view only (rule 5)."""
+        if subscribed and action == "view":
+            return True
+        scopes = self._lead_scopes.get((pipeline_id, stage_id)) or self._lead_scopes_for(pipeline_id, stage_id)
+        scope = scopes[_LEAD_INDEX[action]]
+        return scope is True or responsible_user_id in scope
 
     # --- contacts and companies ---
 
     def can_entity(self, entity: str, action: str, responsible_user_id: int) -> bool:
-        if action == "add":
-            return self.entity_level(entity, "add") == A
-        return self.covers(self.entity_level(entity, action), responsible_user_id)
+        scope = self._entity_scopes[entity, action]
+        return scope is True or responsible_user_id in scope
 
     def can_record(self, entity: str, action: str, record: Any, *, subscribed: bool = False) -> bool:
         """Any record with ``responsible_user_id`` (and, for leads, ``pipeline_id`` and ``stage_id``)."""
         if entity == "leads":
-            return self.can_lead(action, record["pipeline_id"], record["stage_id"],
-                                 record["responsible_user_id"], subscribed=subscribed)
-        return self.can_entity(entity, action, record["responsible_user_id"])
+            if subscribed and action == "view":
+                return True
+            key = (record["pipeline_id"], record["stage_id"])
+            scopes = self._lead_scopes.get(key) or self._lead_scopes_for(*key)
+            scope = scopes[_LEAD_INDEX[action]]
+        else:
+            scope = self._entity_scopes[entity, action]
+        return scope is True or record["responsible_user_id"] in scope
 
     # --- tasks (rule 10) ---
 
