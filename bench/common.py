@@ -104,3 +104,36 @@ def start(argv: list[str], log: Path, health: str, env: dict, cpus: set[int] | N
             proc.kill()
             raise SystemExit(f"{argv[:4]} did not start within 30 s; see {log}")
         time.sleep(0.1)
+
+
+# --- the result protocol (``--json FILE``), read by bench/suite.py ------------------------------
+
+def target_met(target: str, value: float | None) -> bool:
+    """``target`` is ``">= 0.8"``, ``"<= 1.3"`` or ``">= 1,000,000/s"``: an operator and a number."""
+    import re
+
+    if value is None or value != value:   # None or NaN
+        return False
+    op, rest = target.split(None, 1)
+    number = float(re.match(r"[\d,.]+", rest.strip()).group().replace(",", ""))
+    return value >= number if op == ">=" else value <= number
+
+
+def figure(name: str, ours: float, baseline: float | None, unit: str, target: str, **details) -> dict:
+    """One figure: ``ours`` against ``baseline`` measured in the same run. ``target`` applies to the
+    ratio ours / baseline; with no baseline (an absolute target) it applies to ``ours``."""
+    ratio = ours / baseline if baseline else None
+    return {"figure": name, "ours": ours, "baseline": baseline, "unit": unit,
+            "ratio": round(ratio, 3) if ratio is not None else None, "target": target,
+            "met": target_met(target, ratio if baseline is not None else ours), **details}
+
+
+def write_json(path: str | None, bench: str, figures: list[dict], *, ok: bool, smoke: bool = False, **extra) -> None:
+    """``{"bench", "ok" (every check passed), "smoke", "figures": [...], ...}`` to ``path`` (if given)."""
+    if not path:
+        return
+    import json
+
+    Path(path).write_text(json.dumps({"bench": bench, "ok": ok, "smoke": smoke, "figures": figures, **extra},
+                                     indent=1, default=str) + "\n")
+    say(f"Figures written to {path}")
