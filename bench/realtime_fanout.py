@@ -1014,7 +1014,7 @@ def render(ours: dict, raw: dict, meta: dict, args, rec) -> str:
         pa = a.cpu["server"] / a.delivered_per_s if a.delivered_per_s else float("nan")
         pb = b.cpu["server"] / b.delivered_per_s if b.delivered_per_s else float("nan")
         add(f"| {a.scenario} | {a.load} | {a.delivered_per_s / b.delivered_per_s:.2f} | {a.p50 / b.p50:.2f} | "
-            f"{a.p99 / b.p99:.2f} | {pa / pb:.2f} |")
+            f"{a.p99 / b.p99:.2f} | {pa / pb if pb else float('nan'):.2f} |")
     add("")
     add(f"Memory per idle authenticated websocket (server RSS after connecting all {n:,}, minus before): "
         f"ours {ours['rss_per_ws_kib']:.1f} KiB, raw aiohttp {raw['rss_per_ws_kib']:.1f} KiB, ratio "
@@ -1023,6 +1023,25 @@ def render(ours: dict, raw: dict, meta: dict, args, rec) -> str:
         if d["closed"] or d["other"]:
             add(f"Note ({name}): closed sockets {d['closed'] or 0}, unmarked frames {d['other']}.")
     return "\n".join(lines)
+
+
+def json_figures(ours: dict, raw: dict, args) -> list[dict]:
+    """Issue 7's figures for ``--json`` (see bench/README.md), from the results above."""
+    by = {(r.target, r.scenario, r.load): r for r in ours["results"] + raw["results"]}
+    out = []
+    for scenario in ("mixed", "all"):
+        a, b = by["ours", scenario, "saturation"], by["raw", scenario, "saturation"]
+        out.append(common.figure(f"chat messages delivered/s to {args.agents:,} agents, {scenario}", round(a.delivered_per_s),
+                                 round(b.delivered_per_s), "deliveries/s", ">= 0.8", baseline_name="raw aiohttp broadcast",
+                                 recipients_per_message=round(a.fanout, 1), checked=a.check_ok and b.check_ok))
+    for scenario in ("mixed", "all"):
+        a, b = by["ours", scenario, "fixed"], by["raw", scenario, "fixed"]
+        out.append(common.figure(f"publish-to-receive p99 at {args.rate:,} deliveries/s, {scenario}", round(a.p99, 2),
+                                 round(b.p99, 2), "ms", "<= 1.3", baseline_name="raw aiohttp broadcast",
+                                 p50_ms=round(a.p50, 2), raw_p50_ms=round(b.p50, 2), checked=a.check_ok and b.check_ok))
+    out.append(common.figure("memory per idle authenticated websocket", round(ours["rss_per_ws_kib"], 1),
+                             round(raw["rss_per_ws_kib"], 1), "KiB", "<= 1.5", baseline_name="bare aiohttp websocket"))
+    return out
 
 
 def quiet_check() -> float:
@@ -1036,7 +1055,7 @@ async def coordinator(args) -> int:
     say(f"realtime_fanout bench: {args.agents:,} agents, {args.clients} client processes, {cores()} cores"
         + (f"; server pinned to CPU {min(args.server_cpus)}, load generators on the others" if args.server_cpus
            else ""))
-    busy = quiet_check()
+    busy = quiet_check() if not args.smoke else 0.0
     if busy > 0.15:
         say(f"warning: other processes use {busy:.0%} of a core right now; the figures will be skewed")
     t_all = time.perf_counter()
@@ -1067,6 +1086,7 @@ async def coordinator(args) -> int:
     ok = all(r.check_ok for r in ours["results"] + raw["results"])
     say("")
     say("Every agent received exactly the messages it may see: " + ("yes" if ok else "NO"))
+    common.write_json(args.json, "realtime_fanout", json_figures(ours, raw, args), ok=ok, smoke=args.smoke)
     say(f"Total time {time.perf_counter() - t_all:.1f} s")
     return 0 if ok else 1
 
@@ -1098,7 +1118,14 @@ def main() -> int:
     ap.add_argument("--py-spy", metavar="DIR", help="profile each server with py-spy (if installed) into DIR")
     ap.add_argument("--only", choices=("ours", "raw"), help="measure one server only (no ratios)")
     ap.add_argument("--report", help="also write the tables as Markdown to this file")
+    ap.add_argument("--smoke", action="store_true", help="20 agents, 0.5 s phases, 500 deliveries/s: seconds")
+    ap.add_argument("--json", metavar="FILE", help="write issue 7's figures as JSON to FILE (see bench/README.md)")
     args = ap.parse_args()
+    if args.smoke:
+        for name, value in (("agents", GROUP_SIZE * 2), ("seconds", 0.5), ("rate", 500), ("window", 200)):
+            if getattr(args, name) == ap.get_default(name):
+                setattr(args, name, value)
+        args.quick, args.warmup = True, min(args.warmup, 0.3)
     if args.quick:
         for name, value in (("agents", 50), ("seconds", 3.0), ("rate", 2000), ("window", 1000)):
             if getattr(args, name) == ap.get_default(name):
