@@ -84,13 +84,16 @@ class ChainWalk:
 
 async def verify_chain(db: Database) -> int | None:
     """The id of the first row whose chain is broken, or None when the whole log is intact."""
-    walk = ChainWalk()
-    async with db.reader() as conn, conn.execute(f"SELECT {CHAIN_COLUMNS} FROM activity ORDER BY id") as cur:
-        async for r in cur:  # aiosqlite fetches in chunks: flat memory
+    def walk_all(conn) -> int | None:
+        walk = ChainWalk()
+        for r in conn.execute(f"SELECT {CHAIN_COLUMNS} FROM activity ORDER BY id"):  # a lazy cursor: flat memory
             bad = walk.feed(r)
             if bad:
                 return bad.row_id
-    return None
+        return None
+
+    # In one reader thread, in one hop: a hop per row would cost far more than the hashing.
+    return await db.read(walk_all)
 
 
 def verify_file(path: Path, *, progress: Callable[[int], None] | None = None,

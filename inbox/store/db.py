@@ -1,12 +1,25 @@
-"""SQLite access: one writer task that owns the write connection, and a pool of readers.
+"""SQLite access: one writer thread that owns the write connection, and a pool of reader threads.
 
-Why one owner: aiosqlite serialises every call on a connection through one thread, so a shared
-connection is a shared transaction. Each write is a *job* (an async function given a ``Tx``); the
-writer runs the jobs that are waiting as one ``BEGIN IMMEDIATE`` transaction, each job inside its own
-SAVEPOINT so a failing job rolls back alone, then commits once (group commit: measured here, a commit
-per row gives ~7k rows/s and batching gives far more). A job's future resolves only after COMMIT, so a
-handler that awaits ``db.write`` answers 2xx only for durable data. Jobs must only touch the database:
-anything slow inside a job (hashing, network) stalls every writer behind it.
+Writes are *jobs* (async functions given a ``Tx``). The writer takes the jobs that are waiting and
+runs them as one ``BEGIN IMMEDIATE`` transaction, each inside its own SAVEPOINT so a failing job rolls
+back alone, then commits once (group commit: a commit per row gives a few thousand rows/s, batching
+far more). A job's future resolves only after COMMIT, so a handler that awaits ``db.write`` answers
+2xx only for durable data; a failing COMMIT fails every job of its batch.
+
+Why a batch runs in one thread, in one hop: a thread hand-off costs tens of microseconds, far more
+than a typical statement, and with a hop per statement a delivery spent most of its CPU switching
+threads. So the whole batch (BEGIN, every job's statements, COMMIT) runs in one dedicated thread on
+a plain ``sqlite3`` connection, and the event loop waits for it once. The ``Tx`` methods stay
+``async`` (every job is written as a coroutine) but never suspend, so the thread drives each job's
+coroutine to completion with ``send(None)``. A job that awaits anything else (a sleep, a future,
+the network) is failed alone with a RuntimeError: jobs must only touch the database, and anything
+slow inside one stalls every write behind it.
+
+Job code runs in the writer thread, so it must not touch event-loop state: what has to happen on
+the loop (publishing events to the hub) goes through ``Tx.on_commit``, whose callbacks run on the
+loop thread after COMMIT, in job order, as do the futures' results.
+
+Reads run on their own connections (WAL lets them run beside the writer), one hop per read.
 """
 
 from __future__ import annotations
@@ -14,12 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from contextlib import asynccontextmanager
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
-
-import aiosqlite
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from .migrate import apply_migrations
 
@@ -27,49 +39,50 @@ log = logging.getLogger("inbox.store")
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
 
-# Larger batches amortise the fsync further but delay the first job's answer; 256 keeps a batch well
-# under a millisecond of SQLite work for typical jobs.
+# Larger batches amortise the fsync further but delay the first job's answer; 256 keeps a batch
+# within a few tens of milliseconds of SQLite work for typical jobs.
 MAX_BATCH = 256
+
+_SUSPENDED = ("a write job awaited something other than its Tx; jobs may only await Tx methods "
+              "(they run to completion in the writer thread, which has no event loop)")
 
 
 class Tx:
-    """The write connection as seen by one job, inside its savepoint."""
+    """The write connection as seen by one job, inside its savepoint. Used only in the writer thread."""
 
     __slots__ = ("_conn", "_after_commit", "_listeners")
 
-    def __init__(self, conn: aiosqlite.Connection, listeners: list[Callable[[Any], None]] | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, listeners: list[Callable[[Any], None]] | None = None) -> None:
         self._conn = conn
         self._after_commit: list[Callable[[], Any]] = []
         self._listeners = listeners if listeners is not None else []
 
-    async def execute(self, sql: str, params: Params = ()) -> aiosqlite.Cursor:
-        return await self._conn.execute(sql, params)
+    async def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, rows)
+        self._conn.executemany(sql, rows)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        cur = await self._conn.execute(sql, params)
-        return cur.lastrowid
+        return self._conn.execute(sql, params).lastrowid
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        return self._conn.execute(sql, params).fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return self._conn.execute(sql, params).fetchall()
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
-        row = await self.fetchone(sql, params)
+        row = self._conn.execute(sql, params).fetchone()
         return None if row is None else row[0]
 
     def on_commit(self, callback: Callable[[], Any]) -> None:
-        """Run ``callback`` after this job's data is committed (never if it rolls back)."""
+        """Run ``callback`` on the event loop after this job's data is committed (never if it rolls back)."""
         self._after_commit.append(callback)
 
     def publish(self, event: Any) -> None:
-        """Hand a committed event to the database's listeners (the websocket hub, or a broker)."""
+        """Hand a committed event to the database's listeners (the websocket hub, or a broker).
+        Call it from an ``on_commit`` callback: listeners live on the event loop."""
         for listener in self._listeners:
             listener(event)
 
@@ -83,14 +96,55 @@ class _Job:
 _STOP = object()
 
 
-async def _connect(path: Path, synchronous: str) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None)
+def _connect(path: Path, synchronous: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
     conn.row_factory = sqlite3.Row
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.execute(f"PRAGMA synchronous={synchronous}")
-    await conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+def _drive(awaitable: Awaitable[T]) -> T:
+    """Run a job's coroutine to completion without an event loop; it must never suspend."""
+    steps = awaitable.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        return done.value
+    steps.close()
+    raise RuntimeError(_SUSPENDED)
+
+
+def run_batch_sync(conn: sqlite3.Connection, batch: list[_Job],
+                   listeners: list[Callable[[Any], None]]) -> list[tuple[_Job, Tx, Any, BaseException | None]]:
+    """One transaction for the whole batch, in the writer thread. Returns each job's outcome; raises
+    (after rolling back) when the transaction itself fails, which fails every job."""
+    outcomes: list[tuple[_Job, Tx, Any, BaseException | None]] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for job in batch:
+            tx = Tx(conn, listeners)
+            conn.execute("SAVEPOINT job")
+            try:
+                result = _drive(job.fn(tx))
+            except Exception as exc:  # the job's own failure: undo it alone
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((job, tx, None, exc))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((job, tx, result, None))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # a failed COMMIT may already have rolled back
+            try:
+                conn.execute("ROLLBACK")
+            except Exception:
+                log.exception("rollback failed")
+        raise
+    return outcomes
 
 
 class Database:
@@ -100,9 +154,12 @@ class Database:
         self.path = path
         self._n_readers = readers
         self._synchronous = synchronous
-        self._writer: aiosqlite.Connection | None = None
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all_readers: list[aiosqlite.Connection] = []
+        self._writer: sqlite3.Connection | None = None
+        self._write_thread: ThreadPoolExecutor | None = None
+        self._read_threads: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
         self._jobs: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self.commits = 0  # observable group-commit behaviour for benchmarks and metrics
@@ -112,13 +169,16 @@ class Database:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await _connect(self.path, self._synchronous)
-        await apply_migrations(self._writer)
-        for _ in range(self._n_readers):
-            conn = await _connect(self.path, self._synchronous)
-            await conn.execute("PRAGMA query_only=ON")
-            self._all_readers.append(conn)
-            self._readers.put_nowait(conn)
+        loop = asyncio.get_running_loop()
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="inbox-db-writer")
+        try:
+            # Opened in the writer thread and, with check_same_thread, usable only there.
+            self._writer = await loop.run_in_executor(self._write_thread, _connect, self.path, self._synchronous)
+            await loop.run_in_executor(self._write_thread, apply_migrations, self._writer)
+        except BaseException:
+            await self._close_writer()
+            raise
+        self._read_threads = ThreadPoolExecutor(self._n_readers, thread_name_prefix="inbox-db-reader")
         self._task = asyncio.create_task(self._run_writer(), name="inbox-db-writer")
 
     async def close(self) -> None:
@@ -126,12 +186,23 @@ class Database:
             self._jobs.put_nowait(_STOP)
             await self._task
             self._task = None
-        for conn in self._all_readers:
-            await conn.close()
-        self._all_readers.clear()
+        if self._read_threads is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._read_threads.shutdown, True)
+            self._read_threads = None
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        await self._close_writer()
+
+    async def _close_writer(self) -> None:
+        if self._write_thread is None:
+            return
         if self._writer is not None:
-            await self._writer.close()
+            await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
             self._writer = None
+        self._write_thread.shutdown(wait=True)
+        self._write_thread = None
 
     # --- writes ---
 
@@ -162,34 +233,17 @@ class Database:
             if stop_after:
                 return
 
-    async def _run_batch(self, conn: aiosqlite.Connection, batch: list[_Job]) -> None:
-        outcomes: list[tuple[_Job, Tx, Any, BaseException | None]] = []
+    async def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            await conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                tx = Tx(conn, self.listeners)
-                await conn.execute("SAVEPOINT job")
-                try:
-                    result = await job.fn(tx)
-                except Exception as exc:  # the job's own failure: undo it alone
-                    await conn.execute("ROLLBACK TO job")
-                    await conn.execute("RELEASE job")
-                    outcomes.append((job, tx, None, exc))
-                else:
-                    await conn.execute("RELEASE job")
-                    outcomes.append((job, tx, result, None))
-            await conn.execute("COMMIT")
-            self.commits += 1
+            outcomes = await loop.run_in_executor(self._write_thread, run_batch_sync, conn, batch, self.listeners)
         except Exception as exc:
-            log.exception("write batch failed; rolling back %d jobs", len(batch))
-            try:
-                await conn.execute("ROLLBACK")
-            except Exception:
-                log.exception("rollback failed")
+            log.exception("write batch failed; rolled back %d jobs", len(batch))
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
+        self.commits += 1
         for job, tx, result, exc in outcomes:
             if exc is None:
                 for callback in tx._after_commit:
@@ -206,21 +260,29 @@ class Database:
 
     # --- reads (WAL lets them run beside the writer) ---
 
-    @asynccontextmanager
-    async def reader(self) -> AsyncIterator[aiosqlite.Connection]:
-        conn = await self._readers.get()
-        try:
-            yield conn
-        finally:
-            self._readers.put_nowait(conn)
+    def _reader(self) -> sqlite3.Connection:
+        """This reader thread's own connection, opened on its first read."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # check_same_thread off only so close() can close it from the loop once the thread is gone.
+            conn = _connect(self.path, self._synchronous, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in a reader thread: for reads that stream or take several statements."""
+        if self._read_threads is None:
+            raise RuntimeError("database is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._read_threads, lambda: fn(self._reader()))
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self.reader() as conn, conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        return await self.read(lambda conn: conn.execute(sql, params).fetchone())
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self.reader() as conn, conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return await self.read(lambda conn: conn.execute(sql, params).fetchall())
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from importlib import resources
-
-import aiosqlite
 
 log = logging.getLogger("inbox.store")
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -26,16 +25,16 @@ def migration_files() -> list[tuple[int, str, str]]:
     return found
 
 
-async def apply_migrations(conn: aiosqlite.Connection) -> list[str]:
-    await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-    async with conn.execute("SELECT version FROM schema_migrations") as cur:
-        done = {row[0] for row in await cur.fetchall()}
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Run in the writer's thread, on its connection (see ``db.Database.open``)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
     applied = []
     for version, name, sql in migration_files():
         if version in done:
             continue
         # executescript commits implicitly, so wrap the migration in its own explicit transaction.
-        await conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, '{name}');\nCOMMIT;")
+        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, '{name}');\nCOMMIT;")
         log.info("applied migration", extra={"migration": name})
         applied.append(name)
     return applied
