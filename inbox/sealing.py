@@ -16,6 +16,7 @@ class Sealer:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
         self.key_bytes = key  # other keys are derived from it (e.g. media links), never used raw
+        self._opened: dict[str, str] = {}
 
     def seal(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
@@ -26,6 +27,18 @@ class Sealer:
         except InvalidToken:
             raise RuntimeError("a sealed secret does not open with this server key; was INBOX_SECRET_KEY or "
                                "secret.key changed?") from None
+
+    def open_cached(self, sealed: str) -> str:
+        """``open``, remembered by sealed text: webhook secrets are needed on every delivery, and a
+        decrypt costs more than the HMAC. Nothing to invalidate: a sealed text always opens to the same
+        secret, and a rotated secret is a new sealed text (whether the old one is still accepted is the
+        caller's rule, applied to the current row)."""
+        secret = self._opened.get(sealed)
+        if secret is None:
+            if len(self._opened) >= 4096:  # bounded: old rotations must not pile up
+                self._opened.clear()
+            secret = self._opened[sealed] = self.open(sealed)
+        return secret
 
 
 def load_key(data_dir: Path, configured: str = "") -> bytes:

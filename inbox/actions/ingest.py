@@ -30,9 +30,9 @@ def new_secret() -> str:
 
 def secrets_of(sealer: Sealer, channel, now: float) -> list[str]:
     """The secrets a signature may use: the current one, and the previous one during its overlap."""
-    out = [sealer.open(channel["secret_sealed"])]
+    out = [sealer.open_cached(channel["secret_sealed"])]
     if channel["previous_sealed"] and (channel["previous_until"] or 0) > now:
-        out.append(sealer.open(channel["previous_sealed"]))
+        out.append(sealer.open_cached(channel["previous_sealed"]))
     return out
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from .migrate import apply_migrations
+from .rowcache import RowCache
 
 log = logging.getLogger("inbox.store")
 T = TypeVar("T")
@@ -162,6 +163,7 @@ class Database:
         self._reader_lock = threading.Lock()
         self._jobs: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self.rows = RowCache()  # channels and inboxes, for webhooks: see rowcache.py
         self.commits = 0  # observable group-commit behaviour for benchmarks and metrics
         # Called with each committed event, in commit order: the seam for fan-out (in-process hub
         # today; a Redis or PostgreSQL NOTIFY publisher when several processes serve one workspace).
@@ -175,6 +177,7 @@ class Database:
             # Opened in the writer thread and, with check_same_thread, usable only there.
             self._writer = await loop.run_in_executor(self._write_thread, _connect, self.path, self._synchronous)
             await loop.run_in_executor(self._write_thread, apply_migrations, self._writer)
+            await loop.run_in_executor(self._write_thread, self.rows.install, self._writer)
         except BaseException:
             await self._close_writer()
             raise
@@ -238,12 +241,14 @@ class Database:
         try:
             outcomes = await loop.run_in_executor(self._write_thread, run_batch_sync, conn, batch, self.listeners)
         except Exception as exc:
+            self.rows.settle()
             log.exception("write batch failed; rolled back %d jobs", len(batch))
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
         self.commits += 1
+        self.rows.settle()  # before any answer: whoever learns of a change never meets the old row
         for job, tx, result, exc in outcomes:
             if exc is None:
                 for callback in tx._after_commit:
@@ -287,3 +292,7 @@ class Database:
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
+
+    async def cached_row(self, table: str, row_id: int) -> sqlite3.Row | None:
+        """``SELECT * FROM table WHERE id = ?`` from memory when it can be (channels and inboxes only)."""
+        return await self.rows.get(self, table, row_id)
