@@ -1,4 +1,4 @@
-# One command per task. Both bootstrap their own .venv from pyproject.toml.
+# One command per task. Each bootstraps its own .venv from pyproject.toml.
 PYTHON ?= python3
 VENV   ?= .venv
 DATA   ?= ./data
@@ -11,7 +11,7 @@ BIN     = $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 
 serve: $(BIN)/.installed  ## start the server on SQLite with a demo workspace
@@ -20,6 +20,9 @@ serve: $(BIN)/.installed  ## start the server on SQLite with a demo workspace
 
 test: $(BIN)/.installed  ## run the test suite
 	$(BIN)/pytest
+
+bench: $(BIN)/.installed  ## every benchmark on loopback (< 10 min); writes docs/performance.md and .png
+	$(BIN)/python bench/suite.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
