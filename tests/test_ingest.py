@@ -222,3 +222,38 @@ async def test_incoming_messages_go_out_through_the_hub(api, admin):
             ws = OPEN.pop()
             ws.transport.abort()
             await ws.wait_closed()
+
+
+async def test_delivery_events_carry_what_the_general_readers_would_build(api, admin):
+    """A delivery builds its events from rows it already has (store/chats.on_channel, INSERT ...
+    RETURNING); they must equal what chat_facts and the lead-event payload read afresh."""
+    from inbox.actions.chats import chat_facts
+    from inbox.actions.records import _lead_payload
+    from inbox.store import chats as chat_rows
+
+    channel, secret = await make_channel(api, admin)
+    first = (await deliver(api, channel["id"], secret, message("p1"))).body
+    bob = await api.add_user(admin, "Bob")
+    assert (await api.post(f"/api/v1/leads/{first['lead_id']}/subscribers", {"user_id": bob.user_id},
+                           who=admin)).status == 200
+    assert (await deliver(api, channel["id"], secret, message("p2"))).status == 201
+    events = [(t, json.loads(d)) for t, d in await api.rows(
+        "SELECT type, data FROM events WHERE type IN ('lead.created', 'message.created') ORDER BY id")]
+    assert [t for t, _ in events] == ["lead.created", "message.created", "message.created"]
+    conversation = await chat_rows.get_conversation(api.db, first["conversation_id"])
+    facts = await chat_facts(api.db, conversation)
+    assert facts["subscribers"] == [bob.user_id]
+    assert events[2][1] == json.loads(json.dumps({**facts, "message": await chat_rows.get_message(
+        api.db, events[2][1]["message"]["id"])}))
+    created = events[0][1]
+
+    async def payload_now(tx):  # the lead as it was: no subscriber yet
+        out = await _lead_payload(tx, first["lead_id"])
+        out["subscribers"] = []
+        return out
+    expected = await api.db.write(payload_now)
+    assert {k: created[k] for k in expected} == json.loads(json.dumps(expected))
+    assert (created["before"], created["changed"], created["actor_id"]) == (None, [], None)
+    first_facts = events[1][1]
+    assert first_facts["subscribers"] == [] and first_facts["lead"] == facts["lead"]
+    assert first_facts["contact"] == facts["contact"] and first_facts["conversation"] == facts["conversation"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from auth.policy import Subject
 
 from ..api.problems import forbidden, invalid, not_found
@@ -24,6 +26,19 @@ async def chat_facts(db: Database | Tx, conversation) -> dict[str, Any]:
             "lead": {k: lead[k] for k in ("id", "pipeline_id", "stage_id", "responsible_user_id")} if lead else None,
             "subscribers": await record_rows.subscribers(db, lead["id"]) if lead else [],
             "contact": await record_rows.get(db, "contacts", conversation["contact_id"])}
+
+
+def facts_on_channel(conversation, contact: dict[str, Any]) -> dict[str, Any]:
+    """``chat_facts`` from a ``store.chats.on_channel`` row and the contact already at hand."""
+    lead = None
+    if conversation["lead_row"] is not None:
+        lead = {"id": conversation["lead_row"], "pipeline_id": conversation["lead_pipeline_id"],
+                "stage_id": conversation["lead_stage_id"],
+                "responsible_user_id": conversation["lead_responsible_user_id"]}
+    return {"conversation": {"id": conversation["id"], "lead_id": conversation["lead_id"],
+                             "contact_id": conversation["contact_id"]},
+            "lead": lead, "subscribers": sorted(orjson.loads(conversation["subscribers"])) if lead else [],
+            "contact": contact}
 
 
 async def require_chat(db: Database | Tx, subject: Subject, conversation_id: int) -> tuple[Any, dict[str, Any]]:
@@ -68,10 +83,10 @@ async def do_reply(db: Database, actor: Actor, subject: Subject, conversation_id
                 raise invalid(f"no media with ids {missing}", [{"path": "attachments", "message": "unknown media"}])
             attachments = [{"media_id": m, "type": found[m]["type"], "name": found[m]["name"],
                             "size": found[m]["size"]} for m in media_ids]
-        message_id = await rows.insert_message(tx, conversation_id, author_type="agent", author_user_id=actor.user_id,
-                                               text=text, attachments=attachments, now=actor.now)
-        await emit_message(tx, facts, await rows.get_message(tx, message_id), actor.now)
-        return message_id
+        message = await rows.insert_message(tx, conversation_id, author_type="agent", author_user_id=actor.user_id,
+                                            text=text, attachments=attachments, now=actor.now)
+        await emit_message(tx, facts, message, actor.now)
+        return message["id"]
 
     return await db.write(job)
 

@@ -18,10 +18,10 @@ from ..store import activity, catalog
 from ..store import chats as chat_rows
 from ..store import records as record_rows
 from ..store.db import Database, Tx
-from .chats import chat_facts, emit_message
+from .chats import emit_message, facts_on_channel
 from .context import Actor
 from .media import insert_media
-from .records import emit_lead
+from .records import emit_lead, new_lead_card
 
 
 def new_secret() -> str:
@@ -97,42 +97,31 @@ async def do_delete_channel(db: Database, actor: Actor, channel_id: int) -> None
 async def do_incoming(db: Database, channel, payload: dict[str, Any], files: list[dict[str, Any]],
                       now: float) -> tuple[dict[str, Any], bool]:
     """Store one incoming message. ``files`` are already on disk: [{sha256, type, name, size}].
-    Returns (result, duplicate)."""
+    Returns (result, duplicate). Statements are few on purpose (a known sender's delivery is seven):
+    every one is paid by every delivery."""
+    channel_id, sender = channel["id"], payload["from"]
 
     async def job(tx: Tx) -> tuple[dict[str, Any], bool]:
-        seen = await tx.fetchval("SELECT result FROM inbound_ids WHERE channel_id = ? AND provider_id = ?",
-                                 (channel["id"], payload["id"]))
+        live, seen, contact_id = await tx.fetchone(
+            "SELECT (SELECT 1 FROM channels WHERE id = ?1), (SELECT result FROM inbound_ids WHERE channel_id = ?1"
+            " AND provider_id = ?2), (SELECT contact_id FROM contact_handles WHERE channel_id = ?1 AND handle = ?3)",
+            (channel_id, payload["id"], sender["handle"]))
+        if live is None:  # deleted after the request read it: a 404, not a foreign-key failure
+            raise not_found("channel")
         if seen is not None:
             return orjson.loads(seen), True
-        sender = payload["from"]
-        actor = Actor(None, "webhook", now)
-        contact_id = await tx.fetchval("SELECT contact_id FROM contact_handles WHERE channel_id = ? AND handle = ?",
-                                       (channel["id"], sender["handle"]))
-        created_lead = None
         if contact_id is None:
-            # An unknown sender: a contact and an incoming lead in the first stage of the channel's pipeline.
-            contact_id = await record_rows.insert(tx, "contacts", {
-                "name": sender.get("name") or sender["handle"], "avatar": sender.get("avatar"), "emails": [],
-                "phones": [sender["handle"]] if sender["handle"].lstrip("+").isdigit() else [],
-                "responsible_user_id": channel["responsible_user_id"], "custom": {}}, now)
-            await tx.execute("INSERT INTO contact_handles (channel_id, handle, contact_id) VALUES (?,?,?)",
-                             (channel["id"], sender["handle"], contact_id))
-            stage = await catalog.first_stage(tx, channel["pipeline_id"])
-            created_lead = await record_rows.insert(tx, "leads", {
-                "name": f"{sender.get('name') or sender['handle']} ({channel['name']})", "price": 0,
-                "pipeline_id": channel["pipeline_id"], "stage_id": stage["id"],
-                "responsible_user_id": channel["responsible_user_id"], "company_id": None, "custom": {}}, now)
-            await record_rows.set_lead_contacts(tx, created_lead, [contact_id])
-            await emit_lead(tx, actor, "lead.created", created_lead)
-        conversation = await tx.fetchone("SELECT * FROM conversations WHERE channel_id = ? AND contact_id = ?"
-                                         " ORDER BY id DESC LIMIT 1", (channel["id"], contact_id))
-        if conversation is None:
-            lead_id = created_lead or await tx.fetchval(
-                "SELECT l.id FROM lead_contacts lc JOIN leads l ON l.id = lc.lead_id WHERE lc.contact_id = ?"
-                " ORDER BY l.updated_at DESC LIMIT 1", (contact_id,))
-            cid = await chat_rows.insert_conversation(tx, contact_id, lead_id, "chat", now)
-            await tx.execute("UPDATE conversations SET channel_id = ? WHERE id = ?", (channel["id"], cid))
-            conversation = await chat_rows.get_conversation(tx, cid)
+            contact, conversation = await _new_sender(tx, channel, sender, now)
+            contact_id = contact["id"]
+        else:
+            contact = await record_rows.get(tx, "contacts", contact_id)
+            conversation = await chat_rows.on_channel(tx, channel_id, contact_id)
+            if conversation is None:  # a known handle whose conversations are gone: start a new one
+                lead_id = await tx.fetchval(
+                    "SELECT l.id FROM lead_contacts lc JOIN leads l ON l.id = lc.lead_id WHERE lc.contact_id = ?"
+                    " ORDER BY l.updated_at DESC LIMIT 1", (contact_id,))
+                await chat_rows.insert_conversation(tx, contact_id, lead_id, "chat", now, channel_id)
+                conversation = await chat_rows.on_channel(tx, channel_id, contact_id)
         attachments = []
         for f in files:
             mid = await insert_media(tx, sha256=f["sha256"], kind=f["type"], name=f["name"], size=f["size"],
@@ -140,14 +129,39 @@ async def do_incoming(db: Database, channel, payload: dict[str, Any], files: lis
             await tx.execute("INSERT INTO media_links (media_id, conversation_id) VALUES (?, ?)",
                              (mid, conversation["id"]))
             attachments.append({"media_id": mid, "type": f["type"], "name": f["name"], "size": f["size"]})
-        message_id = await chat_rows.insert_message(tx, conversation["id"], author_type="contact", author_user_id=None,
-                                                    text=payload.get("text", ""), attachments=attachments, now=now)
-        await emit_message(tx, await chat_facts(tx, conversation), await chat_rows.get_message(tx, message_id), now)
-        result = {"message_id": message_id, "conversation_id": conversation["id"], "contact_id": contact_id,
+        message = await chat_rows.insert_message(tx, conversation["id"], author_type="contact", author_user_id=None,
+                                                 text=payload.get("text", ""), attachments=attachments, now=now)
+        await emit_message(tx, facts_on_channel(conversation, contact), message, now)
+        result = {"message_id": message["id"], "conversation_id": conversation["id"], "contact_id": contact_id,
                   "lead_id": conversation["lead_id"]}
         await tx.execute("INSERT INTO inbound_ids (channel_id, provider_id, result, created_at) VALUES (?,?,?,?)",
-                         (channel["id"], payload["id"], orjson.dumps(result).decode(), now))
+                         (channel_id, payload["id"], orjson.dumps(result).decode(), now))
         return result, False
 
     return await db.write(job)
 
+
+async def _new_sender(tx: Tx, channel, sender: dict[str, Any], now: float):
+    """A sender new to the channel: a contact, its handle, an incoming lead in the first stage of the
+    channel's pipeline (announced as ``lead.created``) and a conversation. Returns (contact, conversation)."""
+    stage = await catalog.first_stage(tx, channel["pipeline_id"])
+    if stage is None:
+        raise conflict(f"The channel's pipeline {channel['pipeline_id']} has no stage to put a new lead in.")
+    display = sender.get("name") or sender["handle"]
+    contact = await record_rows.insert_row(tx, "contacts", {
+        "name": display, "avatar": sender.get("avatar"), "emails": [],
+        "phones": [sender["handle"]] if sender["handle"].lstrip("+").isdigit() else [],
+        "responsible_user_id": channel["responsible_user_id"], "custom": {}}, now)
+    await tx.execute("INSERT INTO contact_handles (channel_id, handle, contact_id) VALUES (?,?,?)",
+                     (channel["id"], sender["handle"], contact["id"]))
+    lead = await record_rows.insert_row(tx, "leads", {
+        "name": f"{display} ({channel['name']})", "price": 0, "pipeline_id": channel["pipeline_id"],
+        "stage_id": stage["id"], "responsible_user_id": channel["responsible_user_id"], "company_id": None,
+        "custom": {}}, now)
+    await tx.execute("INSERT INTO lead_contacts (lead_id, contact_id) VALUES (?, ?)", (lead["id"], contact["id"]))
+    await emit_lead(tx, Actor(None, "webhook", now), "lead.created", lead["id"], card=new_lead_card(lead, [contact]))
+    cid = await chat_rows.insert_conversation(tx, contact["id"], lead["id"], "chat", now, channel["id"])
+    conversation = {"id": cid, "lead_id": lead["id"], "contact_id": contact["id"], "lead_row": lead["id"],
+                    "lead_pipeline_id": lead["pipeline_id"], "lead_stage_id": lead["stage_id"],
+                    "lead_responsible_user_id": lead["responsible_user_id"], "subscribers": "[]"}
+    return contact, conversation

@@ -179,9 +179,15 @@ async def _lead_payload(tx: Tx, lead_id: int) -> dict[str, Any]:
             "subscribers": await rows.subscribers(tx, lead_id)}
 
 
+def new_lead_card(lead: dict[str, Any], contacts: list[dict[str, Any]]) -> dict[str, Any]:
+    """``_lead_payload`` of a lead inserted in this job without a company, from the rows at hand: it
+    can have no subscriber yet."""
+    return {"lead": lead, "contacts": contacts, "company": None, "subscribers": []}
+
+
 async def emit_lead(tx: Tx, actor: Actor, type_: str, lead_id: int, before: dict | None = None,
-                     changed: list[str] | None = None) -> None:
-    payload = await _lead_payload(tx, lead_id)
+                    changed: list[str] | None = None, *, card: dict[str, Any] | None = None) -> None:
+    payload = dict(card) if card is not None else await _lead_payload(tx, lead_id)
     payload.update(before=before, changed=changed or [], actor_id=actor.user_id)
     await events.emit(tx, type_, payload, actor.now)
 

@@ -19,9 +19,21 @@ async def get_conversation(db: Database | Tx, conversation_id: int):
     return await db.fetchone("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
 
 
-async def insert_conversation(tx: Tx, contact_id: int, lead_id: int | None, channel: str, now: float) -> int:
-    return await tx.insert("INSERT INTO conversations (contact_id, lead_id, channel, created_at, updated_at)"
-                           " VALUES (?,?,?,?,?)", (contact_id, lead_id, channel, now, now))
+async def insert_conversation(tx: Tx, contact_id: int, lead_id: int | None, channel: str, now: float,
+                              channel_id: int | None = None) -> int:
+    return await tx.insert("INSERT INTO conversations (contact_id, lead_id, channel, channel_id, created_at, updated_at)"
+                           " VALUES (?,?,?,?,?,?)", (contact_id, lead_id, channel, channel_id, now, now))
+
+
+async def on_channel(tx: Tx, channel_id: int, contact_id: int):
+    """A contact's newest conversation on a channel, with what its message events need of the lead
+    (``lead_*`` columns, NULL without a lead) and the lead's subscribers (a JSON array), in one statement."""
+    return await tx.fetchone(
+        "SELECT c.id, c.lead_id, c.contact_id, l.id AS lead_row, l.pipeline_id AS lead_pipeline_id,"
+        " l.stage_id AS lead_stage_id, l.responsible_user_id AS lead_responsible_user_id,"
+        " (SELECT json_group_array(user_id) FROM lead_subscribers WHERE lead_id = l.id) AS subscribers"
+        " FROM conversations c LEFT JOIN leads l ON l.id = c.lead_id"
+        " WHERE c.channel_id = ? AND c.contact_id = ? ORDER BY c.id DESC LIMIT 1", (channel_id, contact_id))
 
 
 async def list_conversations(db: Database, where: tuple[str, list], *, before: int | None, limit: int) -> list:
@@ -31,13 +43,14 @@ async def list_conversations(db: Database, where: tuple[str, list], *, before: i
 
 
 async def insert_message(tx: Tx, conversation_id: int, *, author_type: str, author_user_id: int | None, text: str,
-                         attachments: list[dict], now: float) -> int:
-    message_id = await tx.insert(
+                         attachments: list[dict], now: float) -> dict[str, Any]:
+    """The stored message, as ``get_message`` gives it."""
+    row = await tx.fetchone(
         "INSERT INTO messages (conversation_id, author_type, author_user_id, text, attachments, created_at)"
-        " VALUES (?,?,?,?,?,?)", (conversation_id, author_type, author_user_id, text,
-                                 orjson.dumps(attachments).decode(), now))
+        " VALUES (?,?,?,?,?,?) RETURNING *", (conversation_id, author_type, author_user_id, text,
+                                             orjson.dumps(attachments).decode(), now))
     await tx.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
-    return message_id
+    return decode_message(row)
 
 
 async def get_message(db: Database | Tx, message_id: int) -> dict[str, Any] | None:

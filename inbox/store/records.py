@@ -52,11 +52,21 @@ async def get_many(db: Database | Tx, table: str, ids: Iterable[int]) -> dict[in
     return {r["id"]: decode(r) for r in rows}
 
 
-async def insert(tx: Tx, table: str, values: dict[str, Any], now: float) -> int:
+def _insert_sql(table: str, values: dict[str, Any], now: float) -> tuple[str, list]:
     cols = [c for c in COLUMNS[table] if c in values]
     marks = ",".join("?" * (len(cols) + 2))
-    return await tx.insert(f"INSERT INTO {table} ({', '.join(cols)}, created_at, updated_at) VALUES ({marks})",
-                           [*(_encode(c, values[c]) for c in cols), now, now])
+    return (f"INSERT INTO {table} ({', '.join(cols)}, created_at, updated_at) VALUES ({marks})",
+            [*(_encode(c, values[c]) for c in cols), now, now])
+
+
+async def insert(tx: Tx, table: str, values: dict[str, Any], now: float) -> int:
+    return await tx.insert(*_insert_sql(table, values, now))
+
+
+async def insert_row(tx: Tx, table: str, values: dict[str, Any], now: float) -> dict[str, Any]:
+    """``insert``, answering the stored row as ``get`` would: one statement where two were needed."""
+    sql, params = _insert_sql(table, values, now)
+    return decode(await tx.fetchone(sql + " RETURNING *", params))
 
 
 async def update(tx: Tx, table: str, record_id: int, changes: dict[str, Any], now: float) -> None:
