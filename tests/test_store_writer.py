@@ -114,3 +114,12 @@ async def test_read_runs_a_function_on_a_reader_connection(db):
     assert await db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 1
     with pytest.raises(sqlite3.OperationalError):  # readers are query-only
         await db.read(lambda conn: conn.execute("INSERT INTO t (v) VALUES ('no')"))
+
+
+async def test_a_caller_cancelled_while_waiting_does_not_stop_its_job(db):
+    waiting = asyncio.ensure_future(db.write(_insert("kept")))
+    await asyncio.sleep(0)  # queued
+    waiting.cancel()
+    assert await db.write(_insert("next"))  # runs after the cancelled caller's batch
+    assert await _values(db) == ["kept", "next"]
+    assert waiting.cancelled()

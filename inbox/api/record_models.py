@@ -313,7 +313,9 @@ class IncomingMessage(Body):
     id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     sender: Sender = Field(alias="from")
     text: Annotated[str, StringConstraints(max_length=20_000)] = ""
-    attachments: Annotated[list[IncomingFile], Field(max_length=10)] = []
+    # A factory, not ``= []``: pydantic deep-copies a mutable default on every validation.
+    attachments: Annotated[list[IncomingFile], Field(max_length=10, default_factory=list,
+                                                     json_schema_extra={"default": []})]
 
 
 class InboxIn(Body):

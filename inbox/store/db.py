@@ -29,7 +29,6 @@ import logging
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
@@ -88,10 +87,11 @@ class Tx:
             listener(event)
 
 
-@dataclass
 class _Job:
-    fn: Callable[[Tx], Awaitable[Any]]
-    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[Tx], Awaitable[Any]], future: asyncio.Future) -> None:
+        self.fn, self.future = fn, future
 
 
 _STOP = object()
@@ -213,9 +213,11 @@ class Database:
         """Run ``fn`` in a transaction on the write connection; return after COMMIT."""
         if self._task is None:
             raise RuntimeError("database is not open")
-        job = _Job(fn)
-        self._jobs.put_nowait(job)
-        return await asyncio.shield(job.future)
+        future = asyncio.get_running_loop().create_future()
+        self._jobs.put_nowait(_Job(fn, future))
+        # No shield needed: a caller cancelled while waiting cancels only this future; the job still
+        # runs and commits, and the writer skips futures that are already done.
+        return await future
 
     async def _run_writer(self) -> None:
         conn = self._writer
