@@ -64,10 +64,12 @@ class Outcome:
     figures: list[dict] = field(default_factory=list)
     note: str = ""
     log: str = ""
+    others: float | None = None    # cores' worth of CPU that processes outside the bench used meanwhile
 
     def to_json(self) -> dict:
         return {"bench": self.bench.name, "status": self.status, "exit_code": self.exit_code,
-                "seconds": round(self.seconds, 1), "note": self.note, "log": self.log, "figures": self.figures}
+                "seconds": round(self.seconds, 1), "note": self.note, "log": self.log,
+                "others_cores": None if self.others is None else round(self.others, 2), "figures": self.figures}
 
 
 def say(msg: str = "") -> None:
@@ -102,6 +104,23 @@ def machine() -> dict:
 
 # --- running ----------------------------------------------------------------------------------
 
+def machine_busy() -> float | None:
+    """CPU seconds the whole machine has spent busy (not idle or waiting on I/O), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and of its waited-for children (a bench and the servers it stopped)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
 def run_one(b: Bench, out_dir: Path, smoke: bool, budget: float, extra: list[str]) -> Outcome:
     """Run ``bench/<name>.py`` in its own process group, echo its output, stop it at ``budget``."""
     o = Outcome(b)
@@ -112,6 +131,7 @@ def run_one(b: Bench, out_dir: Path, smoke: bool, budget: float, extra: list[str
     argv = [sys.executable, "-u", str(HERE / f"{b.name}.py"), "--json", str(json_path)] + (["--smoke"] if smoke else [])
     argv += extra
     say(f"== {b.name} ({b.what}); budget {budget:.0f} s: {' '.join(argv[2:])}")
+    busy0, own0 = machine_busy(), own_cpu()
     t = time.monotonic()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -145,6 +165,9 @@ def run_one(b: Bench, out_dir: Path, smoke: bool, budget: float, extra: list[str
             say(f"  {time.monotonic() - t:6.1f}s | {buf.decode(errors='replace')}")
     o.seconds = time.monotonic() - t
     o.exit_code = proc.returncode
+    busy1 = machine_busy()
+    if busy0 is not None and busy1 is not None and o.seconds > 0:
+        o.others = max(0.0, (busy1 - busy0 - (own_cpu() - own0)) / o.seconds)
     data = None
     if json_path.exists():
         try:
@@ -163,7 +186,8 @@ def run_one(b: Bench, out_dir: Path, smoke: bool, budget: float, extra: list[str
         o.status = "ok"
     if data:
         o.figures = data.get("figures", [])
-    say(f"== {b.name}: {o.status} in {o.seconds:.1f} s" + (f" ({o.note})" if o.note else ""))
+    say(f"== {b.name}: {o.status} in {o.seconds:.1f} s" + (f" ({o.note})" if o.note else "")
+        + (f"; other processes used {o.others:.2f} cores meanwhile" if o.others is not None else ""))
     return o
 
 
@@ -252,6 +276,13 @@ def render_summary(outcomes: list[Outcome], m: dict, wall: float, chart_name: st
     failed = [o.bench.name for o in outcomes if o.status != "ok"]
     add(f"Targets met: {met} of {len(figs)}." + (f" Failed: {', '.join(failed)}." if failed else "")
         + " Time per bench: " + ", ".join(f"{o.bench.name} {o.seconds:.0f} s" for o in outcomes) + ".")
+    busy = [o for o in outcomes if o.others is not None]
+    if busy:
+        add("")
+        add("Other processes on the machine (outside the benches' own processes) used on average: "
+            + ", ".join(f"{o.others:.2f} cores during {o.bench.name}" for o in busy) + "."
+            + (" Above ~0.25 cores the figures of that bench are skewed (it shares the cores it measures on)."
+               if any(o.others > 0.25 for o in busy) else ""))
     add("")
     if chart_name:
         add(f"![ratio to target per figure]({chart_name})")
@@ -330,7 +361,7 @@ def load_outcomes(results_dir: Path) -> tuple[list[Outcome], dict, float, bool]:
         outs = []
         for d in data["outcomes"]:
             o = Outcome(by_name.get(d["bench"], Bench(d["bench"], 0)), d["status"], d["exit_code"], d["seconds"],
-                        d["figures"], d.get("note", ""), d.get("log", ""))
+                        d["figures"], d.get("note", ""), d.get("log", ""), d.get("others_cores"))
             outs.append(o)
         return outs, data["machine"], data["wall_seconds"], data.get("smoke", False)
     outs, smoke = [], False
