@@ -255,7 +255,9 @@ def render_summary(outcomes: list[Outcome], m: dict, wall: float, chart_name: st
     add("Every figure is ours against a baseline measured in the same run on the same machine (ratio ="
         " ours / baseline; the target applies to the ratio, or to ours where there is no baseline)."
         " Each bench runs as its own process and starts its own servers and load generators as separate"
-        " processes (decisions are in-process by nature).")
+        " processes (decisions are in-process by nature); each bench's section below says how it checks"
+        " that its load generator is not the limit (the server's core busy while the generators' is not,"
+        " and the baseline driven by one and by two generator processes).")
     add("")
     add("| figure | ours | baseline | ratio | target | met |")
     add("|---|---:|---:|---:|---|---|")
