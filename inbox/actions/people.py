@@ -24,12 +24,25 @@ def clamp_rights(raw: dict[str, Any]) -> dict[str, Any]:
     return Rights.from_json(raw).clamped().to_json()
 
 
+# Effective rights by their exact sources (kind, role, group, stored JSON). Users with the same role
+# share one immutable object: every request and every open websocket needs one, and parsing and
+# merging the JSON again for each would cost time and ~2 KB per socket. The key is the stored text,
+# so an edited role or user simply makes a new key; bounded by clearing, as distinct keys are few.
+_EFFECTIVE: dict[tuple, Effective] = {}
+_EFFECTIVE_MAX = 4096
+
+
 async def load_effective(db: Database | Tx, user_id: int) -> Effective:
-    sources = []
-    for r in await rows.rights_sources(db, user_id):
-        rights = Rights.from_json(orjson.loads(r["rights"])) if r["rights"] else Rights()
-        sources.append(Source(r["kind"], rights, r["role_id"], r["group_id"]))
-    return effective(sources)
+    found = await rows.rights_sources(db, user_id)
+    key = tuple((r["kind"], r["role_id"], r["group_id"], r["rights"]) for r in found)
+    cached = _EFFECTIVE.get(key)
+    if cached is None:
+        sources = [Source(kind, Rights.from_json(orjson.loads(text)) if text else Rights(), role_id, group_id)
+                   for kind, role_id, group_id, text in key]
+        if len(_EFFECTIVE) >= _EFFECTIVE_MAX:
+            _EFFECTIVE.clear()
+        cached = _EFFECTIVE[key] = effective(sources)
+    return cached
 
 
 async def access_changed(tx: Tx, actor: Actor, user_ids: list[int] | None) -> None:

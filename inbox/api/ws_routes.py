@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from auth.network import address_allowed
 
 from ..keys import DB, HUB
-from ..realtime.connection import CLOSE_FORBIDDEN, CLOSE_PROTOCOL, CLOSE_SESSION
+from ..realtime.connection import CLOSE_FORBIDDEN, CLOSE_PROTOCOL, CLOSE_SESSION, Connection
 from .common import subject_for
 from .identity import COOKIE, allowlist, client_ip, identify, origin_allowed
 from .problems import Problem, forbidden
@@ -24,9 +24,8 @@ from .routing import Access, registry
 AUTH_TIMEOUT = 10.0
 
 
-async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> web.WebSocketResponse:
+async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
     await ws.close(code=code, message=reason.encode()[:120])
-    return ws
 
 
 @registry.route("GET", "/api/v1/ws", access=Access.PUBLIC, tag="realtime",
@@ -40,6 +39,28 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # the one-serialisation-per-redaction fan-out.
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024, timeout=2.0, compress=False)
     await ws.prepare(request)
+    opened = await _open(request, ws)
+    if opened is None:
+        return ws
+    conn, last_event_id = opened
+    del opened
+    hub = request.app[HUB]
+    try:
+        await hub.attach(conn, last_event_id)
+        async for msg in ws:  # clients only ping; anything else is ignored
+            if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+    finally:
+        hub.detach(conn)
+        if conn.closer is not None:
+            await asyncio.gather(conn.closer, return_exceptions=True)
+    return ws
+
+
+async def _open(request: web.Request, ws: web.WebSocketResponse) -> tuple[Connection, int | None] | None:
+    """Authenticate from the first frame, or close with the reason. Its own function so that
+    nothing it reads (the frame, the identity, the workspace policy) stays referenced by the
+    handler for the life of the socket: an idle socket should cost only what it needs."""
     try:
         msg = await ws.receive(timeout=AUTH_TIMEOUT)
     except asyncio.TimeoutError:
@@ -64,15 +85,5 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     ip = client_ip(request)
     if ident.settings.get("block_untrusted_api") and not address_allowed(ip, allowlist(ident.settings)):
         return await _close(ws, CLOSE_FORBIDDEN, f"{ip} is outside the IP whitelist")
-    hub = request.app[HUB]
-    conn = hub.connection(ws, request.transport, await subject_for(request.app[DB], ident), ident.session_id, ip)
-    try:
-        await hub.attach(conn, last)
-        async for msg in ws:  # clients only ping; anything else is ignored
-            if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-                break
-    finally:
-        hub.detach(conn)
-        if conn.closer is not None:
-            await asyncio.gather(conn.closer, return_exceptions=True)
-    return ws
+    subject = await subject_for(request.app[DB], ident)
+    return request.app[HUB].connection(ws, request.transport, subject, ident.session_id, ip), last

@@ -68,7 +68,7 @@ class Connection:
         self.limit = limit              # bytes the transport may hold unsent before the reader is too slow
         self.cursor = 0                 # the last event id this connection has handled
         self.live = False
-        self.pending: list = []         # events published while catching up
+        self.pending: list | None = None  # events published while catching up
         self.closed = False
         self.close_code: int | None = None
         self.closer: asyncio.Task | None = None

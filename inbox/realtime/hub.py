@@ -90,6 +90,7 @@ class Hub:
     # --- connections ---
 
     async def attach(self, conn: Connection, last_event_id: int | None) -> None:
+        conn.pending = []
         self.attaching.add(conn)  # buffer live events from now on
         try:
             await self._catch_up(conn, last_event_id)
@@ -100,7 +101,7 @@ class Hub:
         # No await from here on: the buffered live events join exactly where the catch-up ended.
         for event in conn.pending:
             self._handle_for(conn, event, {})
-        conn.pending = []
+        conn.pending = None
         conn.live = True
         self.reach.add(conn)
 

@@ -24,9 +24,13 @@ class Reach:
     def __init__(self) -> None:
         self.everyone: set[Connection] = set()
         self.admins: set[Connection] = set()
-        self.by_user: dict[int, set[Connection]] = {}
-        # responsible user -> connections whose user shares a group with them (or is them): G and M.
-        self.by_member: dict[int, set[Connection]] = {}
+        self.by_user: dict[int, list[Connection]] = {}
+        # G and M: connections by their user's circle (``Subject.members``: everyone they share a group
+        # with, and themselves), and, for each user, the circles that include them. Indexed by circle
+        # rather than by member, because people in one team share one circle: this costs one entry per
+        # connection instead of one per connection and team-mate.
+        self.by_circle: dict[frozenset[int], set[Connection]] = {}
+        self.circles_of: dict[int, list[frozenset[int]]] = {}
         # entity -> connections whose view level for it is A.
         self.broad: dict[str, set[Connection]] = {"contacts": set(), "companies": set()}
         # (pipeline, stage) -> connections whose lead view level there is A; filled on first use.
@@ -40,9 +44,13 @@ class Reach:
         self.everyone.add(conn)
         if subject.is_admin:
             self.admins.add(conn)
-        self.by_user.setdefault(conn.user_id, set()).add(conn)
-        for member in subject.members:
-            self.by_member.setdefault(member, set()).add(conn)
+        self.by_user.setdefault(conn.user_id, []).append(conn)
+        circle = self.by_circle.get(subject.members)
+        if circle is None:
+            circle = self.by_circle[subject.members] = set()
+            for member in subject.members:
+                self.circles_of.setdefault(member, []).append(subject.members)
+        circle.add(conn)
         for entity, conns in self.broad.items():
             if subject.entity_level(entity, "view") == A:
                 conns.add(conn)
@@ -54,9 +62,22 @@ class Reach:
         """Forget ``conn`` under the subject it was added with (call before replacing the subject)."""
         self.everyone.discard(conn)
         self.admins.discard(conn)
-        _discard(self.by_user, conn.user_id, conn)
-        for member in conn.subject.members:
-            _discard(self.by_member, member, conn)
+        mine = self.by_user.get(conn.user_id)
+        if mine is not None and conn in mine:
+            mine.remove(conn)
+            if not mine:
+                del self.by_user[conn.user_id]
+        members = conn.subject.members
+        circle = self.by_circle.get(members)
+        if circle is not None:
+            circle.discard(conn)
+            if not circle:
+                del self.by_circle[members]
+                for member in members:
+                    circles = self.circles_of[member]
+                    circles.remove(members)
+                    if not circles:
+                        del self.circles_of[member]
         for conns in self.broad.values():
             conns.discard(conn)
         for conns in self.broad_stage.values():
@@ -74,12 +95,11 @@ class Reach:
         for uid in user_ids:
             conns = self.by_user.get(uid)
             if conns:
-                out |= conns
+                out.update(conns)
 
     def _responsible(self, out: set[Connection], user_id: int | None) -> None:
-        conns = self.by_member.get(user_id)  # type: ignore[arg-type]
-        if conns:
-            out |= conns
+        for circle in self.circles_of.get(user_id, ()):  # type: ignore[arg-type]
+            out |= self.by_circle[circle]
 
     def _lead(self, out: set[Connection], cell: Mapping[str, Any] | None, subscribers: Iterable[int]) -> None:
         if cell:
@@ -108,10 +128,3 @@ class Reach:
             return set(self.everyone)
         return out
 
-
-def _discard(index: dict[int, set[Connection]], key: int, conn: Connection) -> None:
-    conns = index.get(key)
-    if conns is not None:
-        conns.discard(conn)
-        if not conns:
-            del index[key]
