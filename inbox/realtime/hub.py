@@ -169,10 +169,11 @@ class Hub:
             conn.send(frame("access_changed", id=event.id))
         shown = view(conn.subject, event, self.defs)
         if shown is not None:
-            data = cache.get(shown.signature)
+            signature, build = shown
+            data = cache.get(signature)
             if data is None:
-                data = frame("event", id=event.id, event=event.type, at=iso(event.at), data=shown.build())
-                cache[shown.signature] = data
+                data = frame("event", id=event.id, event=event.type, at=iso(event.at), data=build())
+                cache[signature] = data
             conn.send(data)
             self.delivered += 1
 
