@@ -313,7 +313,7 @@ def write_chart(outcomes: list[Outcome], path: Path, m: dict, smoke: bool) -> No
         ax.set_yticks(range(len(rows)), labels, fontsize=8)
         ax.set_xscale("log")
         lo, hi = min(values + [1.0]), max(values + [1.0])
-        ax.set_xlim(lo / 2.5, hi * 6)
+        ax.set_xlim(lo / 2.5, hi * 60)   # room for the labels right of the longest bar
         ax.axvline(1.0, color="black", linewidth=1, linestyle="--")
         for i, (f, v) in enumerate(rows):
             shown = f"ratio {_num(f['ratio'])}" if f.get("ratio") is not None else _num(f.get("ours"), f.get("unit", ""))
