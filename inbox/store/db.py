@@ -139,6 +139,8 @@ def run_batch_sync(conn: sqlite3.Connection, batch: list[_Job],
                 outcomes.append((job, tx, result, None))
         conn.execute("COMMIT")
     except BaseException:
+        for _, tx, _, _ in outcomes:  # nothing will run them; see Database._run_batch
+            tx._after_commit.clear()
         if conn.in_transaction:  # a failed COMMIT may already have rolled back
             try:
                 conn.execute("ROLLBACK")
@@ -252,8 +254,11 @@ class Database:
         self.commits += 1
         self.rows.settle()  # before any answer: whoever learns of a change never meets the old row
         for job, tx, result, exc in outcomes:
+            callbacks, tx._after_commit = tx._after_commit, []
+            # Emptied first: a callback usually closes over its Tx (``lambda: tx.publish(event)``), and
+            # that cycle would leave every job's data to the cyclic collector instead of refcounting.
             if exc is None:
-                for callback in tx._after_commit:
+                for callback in callbacks:
                     try:
                         callback()
                     except Exception:
