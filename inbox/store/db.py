@@ -165,6 +165,7 @@ class Database:
         self._reader_lock = threading.Lock()
         self._jobs: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.rows = RowCache()  # channels and inboxes, for webhooks: see rowcache.py
         self.commits = 0  # observable group-commit behaviour for benchmarks and metrics
         # Called with each committed event, in commit order: the seam for fan-out (in-process hub
@@ -173,7 +174,7 @@ class Database:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="inbox-db-writer")
         try:
             # Opened in the writer thread and, with check_same_thread, usable only there.
@@ -215,7 +216,7 @@ class Database:
         """Run ``fn`` in a transaction on the write connection; return after COMMIT."""
         if self._task is None:
             raise RuntimeError("database is not open")
-        future = asyncio.get_running_loop().create_future()
+        future = self._loop.create_future()  # the loop kept at open: get_running_loop costs a getpid() on 3.11
         self._jobs.put_nowait(_Job(fn, future))
         # No shield needed: a caller cancelled while waiting cancels only this future; the job still
         # runs and commits, and the writer skips futures that are already done.
