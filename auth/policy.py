@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .rights import (A, D, EDIT, ENTITIES, FIELD_ACCESS, G, HIDDEN, LEVEL_CODES, M, READ, Effective, Rights,
+from .rights import (A, D, EDIT, ENTITIES, FIELD_ACCESS, HIDDEN, LEVEL_CODES, READ, Effective, Rights,
                      Source, full_rights)
 
 LEAD_ACTIONS = ("view", "edit", "delete", "export")
@@ -42,23 +42,58 @@ def _source_lead_rule(rights: Rights, pipeline_id: int, stage_id: int) -> str:
 
 
 # A scope is what one level covers for this user, ready for one membership test: ``True`` (A: every
-# record), or the frozenset of responsible users whose records it covers (G: the group co-members and
-# the user, M: the user, D: nobody). Deciding is then ``scope is True or responsible in scope``.
-_NOBODY: frozenset = frozenset()
+# record), or a container of the responsible users whose records it covers (G: the group co-members
+# and the user, M: the user alone, D: nobody). Deciding is then ``scope is True or responsible in scope``.
+_NOBODY: tuple = ()
 _LEAD_INDEX = {action: i for i, action in enumerate(LEAD_ACTIONS)}
 _ENTITY_ACTIONS = ("add", "view", "edit", "delete", "export")
+
+
+class _Levels:
+    """The levels a set of rights sources gives, per entity action and per (pipeline, stage).
+
+    They depend on the sources alone, not on who holds them, so every user with the same sources
+    (everyone with one role, when the server shares their ``Effective``) shares one table: an open
+    websocket keeps its user's Subject for hours, and per-user tables cost ~2 KB each.
+    """
+
+    __slots__ = ("entity", "cells", "sources", "is_admin")
+
+    def __init__(self, sources: tuple[Source, ...], rights: Rights, is_admin: bool) -> None:
+        self.sources = sources
+        self.is_admin = is_admin
+        self.entity: dict[tuple[str, str], int] = {}
+        for entity in ENTITIES:     # leads too: their merged levels, as entity_level gives them
+            ent = rights.entity(entity)
+            for action in _ENTITY_ACTIONS:
+                level = ent.level(action)
+                # add is A or D whoever the record belongs to
+                self.entity[entity, action] = (A if level == A else D) if action == "add" else level
+        self.cells: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+
+    def cell(self, pipeline_id: int, stage_id: int) -> tuple[int, int, int, int]:
+        """Levels for (view, edit, delete, export) on leads in this stage: the maximum over sources."""
+        key = (pipeline_id, stage_id)
+        cell = self.cells.get(key)
+        if cell is None:
+            if self.is_admin:
+                cell = (A, A, A, A)
+            else:
+                answers = [_source_lead_levels(s.rights, pipeline_id, stage_id) for s in self.sources]
+                cell = tuple(max(col) for col in zip(*answers)) if answers else (D, D, D, D)
+            self.cells[key] = cell
+        return cell
 
 
 class Subject:
     """One user's rights, ready to answer many questions quickly.
 
-    The hot path (``can_record``, ``can_lead``, ``can_entity``) is a dict lookup and a set membership
-    test: per (pipeline, stage) the four lead scopes are computed once and cached, and the contact and
-    company scopes are computed when the subject is built.
+    The hot path (``can_record``, ``can_lead``, ``can_entity``) is two dict or tuple lookups and one
+    membership test: the levels come from a table shared by everyone with the same rights sources
+    (per stage, computed once), and ``_scopes`` turns a level into what it covers for this user.
     """
 
-    __slots__ = ("user_id", "is_admin", "sources", "rights", "members", "_cells", "_lead_scopes",
-                 "_entity_scopes", "_own")
+    __slots__ = ("user_id", "is_admin", "sources", "rights", "members", "_levels", "_scopes")
 
     def __init__(self, user_id: int, *, is_admin: bool, effective: Effective,
                  members: Iterable[int] = ()) -> None:
@@ -67,58 +102,25 @@ class Subject:
         self.sources: tuple[Source, ...] = effective.sources
         self.rights: Rights = full_rights() if is_admin else effective.rights
         # G covers the records of everyone who shares a group with the user, and the user's own
-        # records even when the user is in no group ("levels nest").
-        self.members: frozenset[int] = frozenset(members) | {user_id}
-        self._own: frozenset[int] = frozenset((user_id,))
-        self._cells: dict[tuple[int, int], tuple[int, int, int, int]] = {}
-        self._lead_scopes: dict[tuple[int, int], tuple[Any, Any, Any, Any]] = {}
-        scopes: dict[tuple[str, str], Any] = {}
-        for entity in ENTITIES:     # leads too: their merged levels, as entity_level gives them
-            ent = self.rights.entity(entity)
-            for action in _ENTITY_ACTIONS:
-                level = ent.level(action)
-                # add is A or D whoever the record belongs to
-                scopes[entity, action] = (True if level == A else _NOBODY) if action == "add" else self._scope(level)
-        self._entity_scopes = scopes
+        # records even when the user is in no group ("levels nest"). Kept as given when it already
+        # includes the user, so a caller may share one frozenset between team-mates.
+        members = frozenset(members)
+        self.members: frozenset[int] = members if user_id in members else members | {user_id}
+        levels = effective.tables.get(is_admin)
+        if levels is None:
+            levels = effective.tables[is_admin] = _Levels(self.sources, self.rights, is_admin)
+        self._levels = levels
+        self._scopes = (_NOBODY, (user_id,), self.members, True)  # indexed by level: D, M, G, A
 
     # --- levels ---
 
     def covers(self, level: int, responsible_user_id: int) -> bool:
-        if level == A:
-            return True
-        if level == G:
-            return responsible_user_id in self.members
-        if level == M:
-            return responsible_user_id == self.user_id
-        return False
-
-    def _scope(self, level: int) -> Any:
-        """What ``level`` covers, as ``True`` or a frozenset of responsible users (see ``covers``)."""
-        if level == A:
-            return True
-        if level == G:
-            return self.members
-        if level == M:
-            return self._own
-        return _NOBODY
+        scope = self._scopes[level]
+        return scope is True or responsible_user_id in scope
 
     def lead_levels(self, pipeline_id: int, stage_id: int) -> tuple[int, int, int, int]:
         """Levels for (view, edit, delete, export) on leads in this stage: the maximum over sources."""
-        key = (pipeline_id, stage_id)
-        cell = self._cells.get(key)
-        if cell is None:
-            if self.is_admin:
-                cell = (A, A, A, A)
-            else:
-                answers = [_source_lead_levels(s.rights, pipeline_id, stage_id) for s in self.sources]
-                cell = tuple(max(col) for col in zip(*answers)) if answers else (D, D, D, D)
-            self._cells[key] = cell
-        return cell
-
-    def _lead_scopes_for(self, pipeline_id: int, stage_id: int) -> tuple[Any, Any, Any, Any]:
-        scopes = tuple(self._scope(level) for level in self.lead_levels(pipeline_id, stage_id))
-        self._lead_scopes[pipeline_id, stage_id] = scopes
-        return scopes
+        return self._levels.cells.get((pipeline_id, stage_id)) or self._levels.cell(pipeline_id, stage_id)
 
     def lead_level(self, action: str, pipeline_id: int, stage_id: int) -> int:
         return self.lead_levels(pipeline_id, stage_id)[LEAD_ACTIONS.index(action)]
@@ -136,8 +138,8 @@ class Subject:
 
     def lead_view_right(self, pipeline_id: int, stage_id: int, responsible_user_id: int) -> bool:
         """A real view right (level or stage), the only thing that shows custom fields (rule 5)."""
-        scopes = self._lead_scopes.get((pipeline_id, stage_id)) or self._lead_scopes_for(pipeline_id, stage_id)
-        scope = scopes[0]
+        cell = self._levels.cells.get((pipeline_id, stage_id)) or self._levels.cell(pipeline_id, stage_id)
+        scope = self._scopes[cell[0]]
         return scope is True or responsible_user_id in scope
 
     def can_lead(self, action: str, pipeline_id: int, stage_id: int, responsible_user_id: int, *,
@@ -145,26 +147,27 @@ class Subject:
         """``action`` is view, edit, delete or export; a subscription adds view only (rule 5)."""
         if subscribed and action == "view":
             return True
-        scopes = self._lead_scopes.get((pipeline_id, stage_id)) or self._lead_scopes_for(pipeline_id, stage_id)
-        scope = scopes[_LEAD_INDEX[action]]
+        cell = self._levels.cells.get((pipeline_id, stage_id)) or self._levels.cell(pipeline_id, stage_id)
+        scope = self._scopes[cell[_LEAD_INDEX[action]]]
         return scope is True or responsible_user_id in scope
 
     # --- contacts and companies ---
 
     def can_entity(self, entity: str, action: str, responsible_user_id: int) -> bool:
-        scope = self._entity_scopes[entity, action]
+        scope = self._scopes[self._levels.entity[entity, action]]
         return scope is True or responsible_user_id in scope
 
     def can_record(self, entity: str, action: str, record: Any, *, subscribed: bool = False) -> bool:
         """Any record with ``responsible_user_id`` (and, for leads, ``pipeline_id`` and ``stage_id``)."""
+        levels = self._levels
         if entity == "leads":
             if subscribed and action == "view":
                 return True
             key = (record["pipeline_id"], record["stage_id"])
-            scopes = self._lead_scopes.get(key) or self._lead_scopes_for(*key)
-            scope = scopes[_LEAD_INDEX[action]]
+            level = (levels.cells.get(key) or levels.cell(*key))[_LEAD_INDEX[action]]
         else:
-            scope = self._entity_scopes[entity, action]
+            level = levels.entity[entity, action]
+        scope = self._scopes[level]
         return scope is True or record["responsible_user_id"] in scope
 
     # --- tasks (rule 10) ---

@@ -241,6 +241,9 @@ class Effective:
     rights: Rights
     sources: tuple[Source, ...]
     conflicts: tuple[dict[str, Any], ...]
+    # The permission core's level tables for these sources (by is_admin), filled on first use and
+    # shared by every Subject built from this object.
+    tables: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

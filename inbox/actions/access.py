@@ -10,7 +10,16 @@ from ..store.db import Database, Tx
 from .people import load_effective
 
 
+# Team-mates have the same circle (everyone they share a group with, themselves included): keep one
+# copy of each, as an open websocket holds its user's Subject for hours. Bounded by clearing.
+_CIRCLES: dict[frozenset[int], frozenset[int]] = {}
+_CIRCLES_MAX = 65536
+
+
 async def load_subject(db: Database | Tx, user_id: int, *, is_admin: bool) -> Subject:
     effective = await load_effective(db, user_id)
-    members = await rows.group_comembers(db, user_id)
-    return Subject(user_id, is_admin=is_admin, effective=effective, members=members)
+    circle = frozenset(await rows.group_comembers(db, user_id)) | {user_id}
+    if len(_CIRCLES) >= _CIRCLES_MAX:
+        _CIRCLES.clear()
+    circle = _CIRCLES.setdefault(circle, circle)
+    return Subject(user_id, is_admin=is_admin, effective=effective, members=circle)
