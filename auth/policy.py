@@ -112,6 +112,13 @@ class Subject:
         self._levels = levels
         self._scopes = (_NOBODY, (user_id,), self.members, True)  # indexed by level: D, M, G, A
 
+    @property
+    def rights_class(self) -> object:
+        """An object shared by every Subject with the same rights sources and admin flag: two such
+        users decide alike wherever they stand in the same relation to the record (the same person,
+        a team-mate, or neither), so a caller may decide once per class and relation."""
+        return self._levels
+
     # --- levels ---
 
     def covers(self, level: int, responsible_user_id: int) -> bool:

@@ -921,6 +921,8 @@ async def measure(target: str, args, meta: dict, rec: dict[int, list[int]], run_
             spy = start_py_spy(args, target, srv.pid)
             try:
                 for tag, (scenario, load) in enumerate(PHASES, start=1):
+                    if args.phases and f"{scenario}-{load}" not in args.phases:
+                        continue
                     ph = Phase(tag, scenario, load)
                     rng = random.Random(args.seed * 1000 + tag)   # each phase: the same sequence for both servers
                     say(f"[{target}] {scenario:<5} {load:<10} ", end="")
@@ -1117,6 +1119,8 @@ def main() -> int:
     ap.add_argument("--no-pin", action="store_true", help="do not give the server a core of its own")
     ap.add_argument("--py-spy", metavar="DIR", help="profile each server with py-spy (if installed) into DIR")
     ap.add_argument("--only", choices=("ours", "raw"), help="measure one server only (no ratios)")
+    ap.add_argument("--phases", nargs="+", choices=[f"{s}-{l}" for s, l in PHASES],
+                    help="run only these phases (for profiling; no ratios, no JSON figures)")
     ap.add_argument("--report", help="also write the tables as Markdown to this file")
     ap.add_argument("--smoke", action="store_true", help="20 agents, 0.5 s phases, 500 deliveries/s: seconds")
     ap.add_argument("--json", metavar="FILE", help="write issue 7's figures as JSON to FILE (see bench/README.md)")

@@ -13,7 +13,7 @@ from auth.policy import Subject
 from auth.rights import Effective, Rights, Source
 from inbox.realtime.connection import Connection
 from inbox.realtime.reach import Reach
-from inbox.realtime.views import lost_lead, view
+from inbox.realtime.views import lost_lead, reader_class, view
 from inbox.store.events import Event
 
 USERS = range(1, 9)
@@ -123,3 +123,40 @@ def test_the_index_narrows_to_the_records_people():
     assert named == {5, 6, 40}
     assert readers(subjects, Event(1, 0, "lead.created", {"lead": lead, "subscribers": [40], "contacts": []})) \
         == {5, 40}
+
+
+@st.composite
+def shared_rights_workspaces(draw):
+    """Users drawn from a few shared rights (as users of one role share one ``Effective``)."""
+    classes = [Effective(r, (Source("role", r, 1),), ()) for r in draw(st.lists(rights, min_size=1, max_size=3))]
+    groups = draw(st.lists(st.frozensets(st.sampled_from(USERS), min_size=1, max_size=4), max_size=3))
+    return [Subject(uid, is_admin=draw(st.integers(0, 9)) == 0, effective=draw(st.sampled_from(classes)),
+                    members=set().union(*(g for g in groups if uid in g)) if groups else ())
+            for uid in USERS]
+
+
+@st.composite
+def messages(draw):
+    party = {"id": 3, "responsible_user_id": draw(responsible), "custom": {"1": "x", "2": "y"}, "name": "P",
+             "avatar": None, "emails": [], "phones": [], "company_id": None, "created_at": 0.0, "updated_at": 0.0}
+    message = {"id": 9, "conversation_id": 1, "author_type": "contact", "author_user_id": None, "text": "hi",
+               "attachments": draw(st.lists(st.just({"media_id": 1, "type": "image/png", "name": "a.png",
+                                                     "size": 3}), max_size=1)),
+               "status": "received", "created_at": 0.0}
+    return Event(1, 0.0, "message.created", {
+        "lead": draw(st.one_of(st.none(), cells())), "subscribers": draw(users), "contact": party,
+        "conversation": {"id": 1, "lead_id": 7}, "message": message})
+
+
+@settings(max_examples=300, deadline=None)
+@given(shared_rights_workspaces(), messages())
+def test_readers_of_one_class_see_a_message_alike(subjects, event):
+    """The hub decides a chat message once per ``reader_class`` and reuses the answer for every
+    reader of that class: that is only sound if the class fixes the answer and the payload."""
+    defs = {"leads": {}, "contacts": {1: {"id": 1}, 2: {"id": 2}}, "companies": {}}
+    seen: dict[tuple, tuple] = {}
+    for s in subjects:
+        shown = view(s, event, defs)
+        answer = None if shown is None else (shown[0], shown[1]())
+        first = seen.setdefault(reader_class(s, event), answer)
+        assert first == answer, (s.user_id, event)

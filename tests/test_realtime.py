@@ -291,7 +291,7 @@ async def test_resume_after_random_drops_gets_every_permitted_event_once_in_orde
             ids = await asyncio.gather(*(chats.do_reply(api.db, Actor(admin.user_id, "test", api.clock.now), subject,
                                                         mine if to_mine else other, f"m{i + j}", [])
                                          for j, to_mine in enumerate(plan[i:i + 100])))
-            expected.extend(mid for mid, to_mine in zip(ids, plan[i:i + 100]) if to_mine)
+            expected.extend(m["id"] for m, to_mine in zip(ids, plan[i:i + 100]) if to_mine)
             await asyncio.sleep(0)
 
     got: list[int] = []

@@ -70,8 +70,9 @@ async def do_open(db: Database, actor: Actor, subject: Subject, contact_id: int,
 
 
 async def do_reply(db: Database, actor: Actor, subject: Subject, conversation_id: int, text: str,
-                   media_ids: list[int]) -> int:
-    async def job(tx: Tx) -> int:
+                   media_ids: list[int]) -> dict[str, Any]:
+    """Store an agent's reply and announce it; the stored message (as ``get_message`` gives it)."""
+    async def job(tx: Tx) -> dict[str, Any]:
         conversation, facts = await require_chat(tx, subject, conversation_id)
         attachments = []
         if media_ids:
@@ -86,7 +87,7 @@ async def do_reply(db: Database, actor: Actor, subject: Subject, conversation_id
         message = await rows.insert_message(tx, conversation_id, author_type="agent", author_user_id=actor.user_id,
                                             text=text, attachments=attachments, now=actor.now)
         await emit_message(tx, facts, message, actor.now)
-        return message["id"]
+        return message
 
     return await db.write(job)
 

@@ -33,7 +33,11 @@ _EFFECTIVE_MAX = 4096
 
 
 async def load_effective(db: Database | Tx, user_id: int) -> Effective:
-    found = await rows.rights_sources(db, user_id)
+    return effective_from(await rows.rights_sources(db, user_id))
+
+
+def effective_from(found) -> Effective:
+    """Effective rights from ``users.RIGHTS_SOURCES`` rows (shared, see ``_EFFECTIVE``)."""
     key = tuple((r["kind"], r["role_id"], r["group_id"], r["rights"]) for r in found)
     cached = _EFFECTIVE.get(key)
     if cached is None:

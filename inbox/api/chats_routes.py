@@ -89,8 +89,8 @@ async def reply(request: web.Request) -> web.Response:
     cid = int_id(request)
     data: m.MessageIn = await body(request)
     subject = await subject_of(request)
-    mid = await chats.do_reply(request.app[DB], actor(request), subject, cid, data.text, data.attachments)
-    return json_response(message_json(subject, await rows.get_message(request.app[DB], mid)), status=201)
+    message = await chats.do_reply(request.app[DB], actor(request), subject, cid, data.text, data.attachments)
+    return json_response(message_json(subject, message), status=201)
 
 
 @route("POST", "/api/v1/chats/{id}/read", access=Access.USER, tag="chats", body=m.ReadIn, status=204,

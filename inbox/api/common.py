@@ -8,7 +8,7 @@ from aiohttp import web
 
 from auth.policy import Subject
 
-from ..actions.access import load_subject
+from ..actions.access import load_subject, subject_from
 from ..actions.context import Actor
 from ..keys import CONFIG, DB
 from ..times import iso  # noqa: F401  (re-exported for handlers)
@@ -36,4 +36,6 @@ async def subject_of(request: web.Request) -> Subject:
 
 
 async def subject_for(db, ident) -> Subject:
+    if ident.source_rows is not None:  # read with the session, in the same trip
+        return subject_from(ident.user_id, ident.is_admin, ident.source_rows, ident.comembers)
     return await load_subject(db, ident.user_id, is_admin=ident.is_admin)

@@ -33,6 +33,9 @@ class Identity:
     via_cookie: bool
     has_2fa: bool = False
     settings: dict = field(default_factory=dict)   # workspace security policy, read with the session
+    # What the user's Subject is built from, read with the session (see ``session_with_rights``).
+    source_rows: list | None = field(default=None, repr=False)
+    comembers: list | None = field(default=None, repr=False)
 
 
 IDENTITY = web.RequestKey("identity", Identity)
@@ -96,7 +99,7 @@ async def authenticate(request: web.Request) -> Identity:
 async def identify(request: web.Request, token: str, via_cookie: bool) -> Identity:
     """The session behind a token: checked for expiry, CSRF (cookie writes) and touched."""
     config, db = request.app[CONFIG], request.app[DB]
-    row = await session_rows.session_with_user(db, token_hash(token))
+    row, source_rows, comembers = await session_rows.session_with_rights(db, token_hash(token))
     if row is None or not row["is_active"]:
         raise unauthorized("The session has ended or never existed; sign in again.")
     now = config.clock()
@@ -122,7 +125,7 @@ async def identify(request: web.Request, token: str, via_cookie: bool) -> Identi
         sid = row["session_id"]
         await db.write(lambda tx: session_rows.touch(tx, sid, now))
     return Identity(row["id"], row["session_id"], row["email"], row["name"], bool(row["is_admin"]), token, via_cookie,
-                    bool(row["has_2fa"]), orjson.loads(row["workspace_settings"] or "{}"))
+                    bool(row["has_2fa"]), orjson.loads(row["workspace_settings"] or "{}"), source_rows, comembers)
 
 
 def allowlist(policy: dict) -> tuple:

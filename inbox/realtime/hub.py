@@ -32,7 +32,7 @@ from ..store.events import Event
 from .connection import (CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_SESSION, CLOSE_SLOW,
                          Connection, frame)
 from .reach import Reach
-from .views import lost_lead, view
+from .views import View, lost_lead, reader_class, view
 
 __all__ = ["Hub", "Connection", "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_PROTOCOL", "CLOSE_SESSION",
            "CLOSE_SLOW"]
@@ -40,6 +40,9 @@ __all__ = ["Hub", "Connection", "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_PR
 log = logging.getLogger("inbox.realtime")
 
 CONTROL = frozenset({"access.changed", "subscription.changed", "security.changed", "fields.changed"})
+# Most events the dispatcher takes in one burst (see ``_dispatch``).
+MAX_BURST = 64
+_UNDECIDED = object()
 
 
 class Hub:
@@ -134,47 +137,72 @@ class Hub:
     # --- delivery ---
 
     async def _dispatch(self) -> None:
+        inbox = self._inbox
         while True:
-            event = await self._inbox.get()
-            if event is None:
-                return
-            try:
-                if event.type in CONTROL:
-                    await self._control(event)
-                self._deliver(event)
-            except Exception:
-                log.exception("event dispatch failed", extra={"event_id": event.id, "type": event.type})
-            # A committed batch arrives as a burst; yielding between events lets readers and new
-            # requests run, so one burst does not hold the loop.
-            await asyncio.sleep(0)
+            burst = [await inbox.get()]
+            # A committed batch arrives as a burst: take what is waiting (bounded, to keep the first
+            # event's latency short) and write each reader's frames from all of it at once.
+            while len(burst) < MAX_BURST and not inbox.empty():
+                burst.append(inbox.get_nowait())
+            dirty: list[Connection] = []
+            for event in burst:
+                if event is None:
+                    self._flush(dirty)
+                    return
+                try:
+                    if event.type in CONTROL:
+                        self._flush(dirty)  # what came before a rights change goes out under the old rights
+                        await self._control(event)
+                    self._deliver(event, dirty)
+                except Exception:
+                    log.exception("event dispatch failed", extra={"event_id": event.id, "type": event.type})
+            self._flush(dirty)
+            await asyncio.sleep(0)  # let readers and new requests run between bursts
 
-    def _deliver(self, event: Event) -> None:
+    @staticmethod
+    def _flush(dirty: list[Connection]) -> None:
+        for conn in dirty:
+            conn.flush()
+        dirty.clear()
+
+    def _deliver(self, event: Event, dirty: list[Connection]) -> None:
         for conn in self.attaching:
             conn.pending.append(event)
         if not self.reach:
             return
-        cache: dict[tuple, bytes] = {}
+        frames: dict[tuple, bytes] = {}          # one serialisation per distinct redaction
+        views: dict[tuple, View | None] = {}     # one decision per class of reader
         for conn in self.reach.candidates(event.type, event.data):
-            self._handle_for(conn, event, cache)
+            self._handle_for(conn, event, frames, views, dirty)
 
-    def _handle_for(self, conn: Connection, event: Event, cache: dict[tuple, bytes]) -> None:
-        """Write what one connection gets for one event (usually nothing or one frame)."""
+    def _handle_for(self, conn: Connection, event: Event, frames: dict[tuple, bytes],
+                    views: dict[tuple, View | None] | None = None, dirty: list[Connection] | None = None) -> None:
+        """What one connection gets for one event (usually nothing or one frame): staged for the
+        burst's flush when ``dirty`` is given, else written now (catch-up)."""
         if event.id <= conn.cursor or conn.closed:
             return
         conn.cursor = event.id
-        lost = lost_lead(conn.subject, event)
+        subject = conn.subject
+        out = conn.send if dirty is None else (lambda data: conn.stage(data, dirty))
+        lost = lost_lead(subject, event)
         if lost is not None:
-            conn.send(frame("access_revoked", id=event.id, lead_id=lost))
+            out(frame("access_revoked", id=event.id, lead_id=lost))
         if event.type == "access.changed" and self._concerns(conn, event):
-            conn.send(frame("access_changed", id=event.id))
-        shown = view(conn.subject, event, self.defs)
+            out(frame("access_changed", id=event.id))
+        key = reader_class(subject, event) if views is not None else None
+        if key is None:
+            shown = view(subject, event, self.defs)
+        else:
+            shown = views.get(key, _UNDECIDED)
+            if shown is _UNDECIDED:
+                shown = views[key] = view(subject, event, self.defs)
         if shown is not None:
             signature, build = shown
-            data = cache.get(signature)
+            data = frames.get(signature)
             if data is None:
-                data = frame("event", id=event.id, event=event.type, at=iso(event.at), data=build())
-                cache[signature] = data
-            conn.send(data)
+                data = frames[signature] = frame("event", id=event.id, event=event.type, at=iso(event.at),
+                                                 data=build())
+            out(data)
             self.delivered += 1
 
     @staticmethod

@@ -76,6 +76,27 @@ def message_json(subject: Subject, message: Mapping[str, Any]) -> dict[str, Any]
             "status": message["status"], "created_at": iso(message["created_at"])}
 
 
+def _relation(subject: Subject, user_id: int | None) -> int:
+    if user_id == subject.user_id:
+        return 2
+    return 1 if user_id in subject.members else 0
+
+
+def reader_class(subject: Subject, event: Event) -> tuple | None:
+    """A key shared by readers who must get the same ``view`` of this event, or None when a reader
+    must be decided alone. Only for chat messages, the event that reaches the most readers: what a
+    reader sees of one depends on their rights (``rights_class``: rights sources and admin flag), on
+    whether they are subscribed to the lead, and on how they stand to the lead's and the contact's
+    responsible users (themselves, a team-mate, neither) — nothing else about them."""
+    if event.type != "message.created":
+        return None
+    data = event.data
+    lead = data.get("lead")
+    return (subject.rights_class, subject.user_id in data.get("subscribers", ()),
+            _relation(subject, lead["responsible_user_id"]) if lead else -1,
+            _relation(subject, data["contact"]["responsible_user_id"]))
+
+
 def view(subject: Subject, event: Event, defs: Defs) -> View | None:
     data = event.data
     kind = event.type

@@ -181,22 +181,24 @@ async def delete_role(tx: Tx, role_id: int) -> None:
     await tx.execute("DELETE FROM roles WHERE id = ?", (role_id,))
 
 
+# Rows (kind, role_id, group_id, rights JSON) that feed a user's effective rights (rule 2).
+RIGHTS_SOURCES = (
+    "SELECT 'own' AS kind, NULL AS role_id, NULL AS group_id, u.rights AS rights FROM users u"
+    "  WHERE u.id = :uid AND u.role_id IS NULL"
+    " UNION ALL SELECT 'role', r.id, NULL, r.rights FROM users u JOIN roles r ON r.id = u.role_id"
+    "  WHERE u.id = :uid"
+    " UNION ALL SELECT 'group_role', r.id, g.id, r.rights FROM group_members m"
+    "  JOIN groups g ON g.id = m.group_id JOIN roles r ON r.id = g.role_id WHERE m.user_id = :uid"
+    " ORDER BY 1 DESC, 3")
+# Everyone who shares at least one group with the user (the reach of level G).
+COMEMBERS = ("SELECT DISTINCT b.user_id FROM group_members a JOIN group_members b"
+             " ON a.group_id = b.group_id WHERE a.user_id = :uid")
+
+
 async def rights_sources(db: Database | Tx, user_id: int) -> list:
-    """Rows (kind, role_id, group_id, rights JSON) that feed a user's effective rights (rule 2)."""
-    return await db.fetchall(
-        "SELECT 'own' AS kind, NULL AS role_id, NULL AS group_id, u.rights AS rights FROM users u"
-        "  WHERE u.id = :uid AND u.role_id IS NULL"
-        " UNION ALL SELECT 'role', r.id, NULL, r.rights FROM users u JOIN roles r ON r.id = u.role_id"
-        "  WHERE u.id = :uid"
-        " UNION ALL SELECT 'group_role', r.id, g.id, r.rights FROM group_members m"
-        "  JOIN groups g ON g.id = m.group_id JOIN roles r ON r.id = g.role_id WHERE m.user_id = :uid"
-        " ORDER BY 1 DESC, 3",
-        {"uid": user_id},
-    )
+    return await db.fetchall(RIGHTS_SOURCES, {"uid": user_id})
 
 
 async def group_comembers(db: Database | Tx, user_id: int) -> list[int]:
-    """Everyone who shares at least one group with the user (the reach of level G)."""
-    rows = await db.fetchall("SELECT DISTINCT b.user_id FROM group_members a JOIN group_members b"
-                             " ON a.group_id = b.group_id WHERE a.user_id = ?", (user_id,))
+    rows = await db.fetchall(COMEMBERS, {"uid": user_id})
     return [r[0] for r in rows]
