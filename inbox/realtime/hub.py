@@ -40,6 +40,8 @@ __all__ = ["Hub", "Connection", "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_PR
 log = logging.getLogger("inbox.realtime")
 
 CONTROL = frozenset({"access.changed", "subscription.changed", "security.changed", "fields.changed"})
+# Events that may take a lead out of a reader's sight or change their rights (extra frames).
+REVOKING = frozenset({"lead.updated", "subscription.changed", "access.changed"})
 # Most events the dispatcher takes in one burst (see ``_dispatch``).
 MAX_BURST = 64
 _UNDECIDED = object()
@@ -144,7 +146,9 @@ class Hub:
             # event's latency short) and write each reader's frames from all of it at once.
             while len(burst) < MAX_BURST and not inbox.empty():
                 burst.append(inbox.get_nowait())
-            dirty: list[Connection] = []
+            # Staging pays only when a reader gets several frames; a lone event is written as it is
+            # decided, so its first readers do not wait for the last one's decision.
+            dirty: list[Connection] | None = [] if len(burst) > 1 else None
             for event in burst:
                 if event is None:
                     self._flush(dirty)
@@ -160,12 +164,13 @@ class Hub:
             await asyncio.sleep(0)  # let readers and new requests run between bursts
 
     @staticmethod
-    def _flush(dirty: list[Connection]) -> None:
-        for conn in dirty:
-            conn.flush()
-        dirty.clear()
+    def _flush(dirty: list[Connection] | None) -> None:
+        if dirty:
+            for conn in dirty:
+                conn.flush()
+            dirty.clear()
 
-    def _deliver(self, event: Event, dirty: list[Connection]) -> None:
+    def _deliver(self, event: Event, dirty: list[Connection] | None) -> None:
         for conn in self.attaching:
             conn.pending.append(event)
         if not self.reach:
@@ -183,12 +188,12 @@ class Hub:
             return
         conn.cursor = event.id
         subject = conn.subject
-        out = conn.send if dirty is None else (lambda data: conn.stage(data, dirty))
-        lost = lost_lead(subject, event)
-        if lost is not None:
-            out(frame("access_revoked", id=event.id, lead_id=lost))
-        if event.type == "access.changed" and self._concerns(conn, event):
-            out(frame("access_changed", id=event.id))
+        if event.type in REVOKING:
+            lost = lost_lead(subject, event)
+            if lost is not None:
+                _put(conn, frame("access_revoked", id=event.id, lead_id=lost), dirty)
+            if event.type == "access.changed" and self._concerns(conn, event):
+                _put(conn, frame("access_changed", id=event.id), dirty)
         key = reader_class(subject, event) if views is not None else None
         if key is None:
             shown = view(subject, event, self.defs)
@@ -202,7 +207,10 @@ class Hub:
             if data is None:
                 data = frames[signature] = frame("event", id=event.id, event=event.type, at=iso(event.at),
                                                  data=build())
-            out(data)
+            if dirty is None:
+                conn.send(data)
+            else:
+                conn.stage(data, dirty)
             self.delivered += 1
 
     @staticmethod
@@ -284,3 +292,9 @@ class Hub:
             if conn.session_id not in alive:
                 conn.close(CLOSE_SESSION)
 
+
+def _put(conn: Connection, data: bytes, dirty: list[Connection] | None) -> None:
+    if dirty is None:
+        conn.send(data)
+    else:
+        conn.stage(data, dirty)
