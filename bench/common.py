@@ -39,6 +39,19 @@ def pct(values, q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
 
 
+def cpu_model() -> str:
+    """The CPU's model name, for the machine line of a report."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def usable_cpus() -> set[int]:
     """The CPUs this process may run on (read it before pinning anything)."""
     try:

@@ -41,7 +41,6 @@ import platform
 import random
 import sys
 import time
-from pathlib import Path
 
 import common
 from common import ROOT, say
@@ -310,15 +309,7 @@ def casbin_pass(e):
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cores": len(common.usable_cpus()), "cpu": cpu, "python": platform.python_version()}
+    return {"cores": len(common.usable_cpus()), "cpu": common.cpu_model(), "python": platform.python_version()}
 
 
 def main() -> int:
