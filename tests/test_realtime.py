@@ -216,6 +216,19 @@ async def test_rights_changed_while_connected_apply_to_the_next_event(api, admin
     assert first not in [f.get("data", {}).get("lead", {}).get("id") for f in frames]
 
 
+async def test_a_new_team_mate_widens_g_from_the_next_event(api, admin):
+    """Creating a user inside a group changes what G covers for everyone in it: the team lead's open
+    socket must show the newcomer's leads at once, as a GET would."""
+    stages, field, maria, tom, gina = await setup(api, admin)
+    g = await connect(api, gina)
+    team = (await api.get("/api/v1/groups", who=admin)).body
+    team_id = next(t["id"] for t in (team["items"] if isinstance(team, dict) else team) if t["name"] == "Team")
+    nina = await api.add_user(admin, "Nina", group_ids=[team_id])
+    lead = await make_lead(api, admin, nina, stages[0], field)
+    frames = await g.until(lambda f: f.get("event") == "lead.created")
+    assert frames[-1]["data"]["lead"]["id"] == lead
+
+
 async def test_losing_access_sends_access_revoked(api, admin):
     stages, field, maria, tom, gina = await setup(api, admin)
     lead_id = await make_lead(api, admin, maria, stages[0], field)

@@ -92,6 +92,8 @@ async def do_create_user(db: Database, actor: Actor, *, email: str, name: str, p
                                      is_admin=is_admin or first, is_partner=is_partner, role_id=role_id,
                                      rights=rights if role_id is None else None, avatar=avatar, now=actor.now)
         await rows.set_user_groups(tx, uid, group_ids)
+        if group_ids:  # a new team-mate widens the reach of G for everyone in those groups
+            await access_changed(tx, actor, None)
         after = _public_user(await rows.get_user(tx, uid), sorted(set(group_ids)))
         await activity.append(tx, at=actor.now, actor_id=actor.user_id or uid, ip=actor.ip, type="user.created",
                               object_type="user", object_id=uid, data={"after": after})
