@@ -85,6 +85,26 @@ def server_env(password: str, **settings: str) -> dict:
     return env
 
 
+class Api:
+    """The bench's HTTP client for the server under test: JSON calls with a bearer token, and login.
+    Set-up only, never timed; any error status stops the bench with what the server said."""
+
+    def __init__(self, session, base: str, password: str) -> None:
+        self.s, self.base, self.password = session, base, password
+
+    async def call(self, method: str, path: str, token: str | None = None, **kw):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.s.request(method, self.base + path, headers=headers, **kw) as r:
+            body = await r.json(content_type=None)
+            if r.status >= 300:
+                raise SystemExit(f"{method} {path} -> {r.status}: {body}")
+            return body
+
+    async def login(self, email: str) -> tuple[str, int]:
+        b = await self.call("POST", "/api/v1/auth/login", json={"email": email, "password": self.password})
+        return b["token"], b["user"]["id"]
+
+
 def stop(proc: subprocess.Popen) -> None:
     """Graceful stop (SIGINT), then kill after 20 s."""
     proc.send_signal(signal.SIGINT)

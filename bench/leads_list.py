@@ -40,7 +40,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -144,23 +143,6 @@ class Server:
         stop(self.proc)
 
 
-class Client:
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.s, self.base = session, base
-
-    async def call(self, method: str, path: str, token: str | None = None, **kw) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.s.request(method, self.base + path, headers=headers, **kw) as r:
-            body = await r.json(content_type=None)
-            if r.status >= 300:
-                raise SystemExit(f"{method} {path} -> {r.status}: {body}")
-            return body
-
-    async def login(self, email: str) -> tuple[str, int]:
-        b = await self.call("POST", "/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-        return b["token"], b["user"]["id"]
-
-
 # --- building the database -------------------------------------------------------------------
 
 async def build_workspace(data_dir: Path) -> dict:
@@ -171,7 +153,7 @@ async def build_workspace(data_dir: Path) -> dict:
     if rc.returncode:
         raise SystemExit(f"inbox init failed: {rc.stderr}")
     async with Server(data_dir) as srv, aiohttp.ClientSession() as s:
-        c = Client(s, srv.base)
+        c = common.Api(s, srv.base, PASSWORD)
         token, admin_id = await c.login(ADMIN_EMAIL)
         pipelines = []
         for i, (name, stages) in enumerate(PIPELINES):
@@ -325,7 +307,7 @@ class Case:
     times: dict[str, list[float]] = field(default_factory=lambda: {"first": [], "deep": []})
 
 
-async def prepare_cases(c: Client, cases: list[Case], meta: dict, db_path: Path, depth: int) -> None:
+async def prepare_cases(c: common.Api, cases: list[Case], meta: dict, db_path: Path, depth: int) -> None:
     ro = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     for case in cases:
         case.token, case.uid = await c.login(case.email)
@@ -357,7 +339,7 @@ async def prepare_cases(c: Client, cases: list[Case], meta: dict, db_path: Path,
     ro.close()
 
 
-async def time_cases(c: Client, cases: list[Case], n: int, warmup: int) -> None:
+async def time_cases(c: common.Api, cases: list[Case], n: int, warmup: int) -> None:
     async def one(case: Case, which: str) -> float:
         params = {"limit": str(PAGE)}
         if which == "deep":
@@ -548,7 +530,7 @@ async def main() -> int:
     async with Server(data_dir) as srv:
         connector = aiohttp.TCPConnector(limit=1)
         async with aiohttp.ClientSession(connector=connector) as s:
-            c = Client(s, srv.base)
+            c = common.Api(s, srv.base, PASSWORD)
             say("Checking totals and walking to the deep cursor")
             ids = {u["email"]: u["id"] for u in meta["users"]} | {ADMIN_EMAIL: meta["admin_id"]}
             ro = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)

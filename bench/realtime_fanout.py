@@ -54,7 +54,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import common
 from common import ROOT, TICK as CLK_TCK, cpu_seconds, free_port, new_loop, say, schema_hash, start, stop, usable_cpus
@@ -185,23 +184,6 @@ def inbox_server(data_dir: Path, port: int, cpus: set[int] | None = None) -> Pro
                 data_dir / "server.log", f"http://127.0.0.1:{port}/healthz", server_env(), cpus)
 
 
-class Api:
-    def __init__(self, session, base: str) -> None:
-        self.s, self.base = session, base
-
-    async def call(self, method: str, path: str, token: str | None = None, **kw) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.s.request(method, self.base + path, headers=headers, **kw) as r:
-            body = await r.json(content_type=None)
-            if r.status >= 300:
-                raise SystemExit(f"{method} {path} -> {r.status}: {body}")
-            return body
-
-    async def login(self, email: str) -> tuple[str, int]:
-        b = await self.call("POST", "/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-        return b["token"], b["user"]["id"]
-
-
 async def gather_limited(coros, limit: int, label: str = "") -> list:
     sem = asyncio.Semaphore(limit)
     done = [0]
@@ -229,7 +211,7 @@ async def build_workspace(data_dir: Path, n: int) -> dict:
     if rc.returncode:
         raise SystemExit(f"inbox init failed: {rc.stderr}")
     async with inbox_server(data_dir, free_port()) as srv, aiohttp.ClientSession() as s:
-        api = Api(s, srv.health.rsplit("/", 1)[0])
+        api = common.Api(s, srv.health.rsplit("/", 1)[0], PASSWORD)
         token, admin_id = await api.login(ADMIN_EMAIL)
         sales = await api.call("POST", "/api/v1/pipelines", token,
                                json={"name": "Sales", "sort": 0, "stages": ["New", "Qualified", "Won"]})
@@ -893,7 +875,7 @@ async def measure(target: str, args, meta: dict, rec: dict[int, list[int]], run_
     base = f"http://127.0.0.1:{port}"
     say(f"[{target}] starting {'python -m inbox serve' if target == 'ours' else 'the raw aiohttp broadcast server'}")
     async with srv, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as s:
-        api = Api(s, base)
+        api = common.Api(s, base, PASSWORD)
         token = None
         if target == "ours":
             t = time.perf_counter()
