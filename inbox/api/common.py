@@ -8,9 +8,9 @@ from aiohttp import web
 
 from auth.policy import Subject
 
-from ..actions.access import load_subject, subject_from
+from ..actions.access import subject_from
 from ..actions.context import Actor
-from ..keys import CONFIG, DB
+from ..keys import CONFIG
 from ..times import iso  # noqa: F401  (re-exported for handlers)
 from .identity import IDENTITY, client_ip, identity
 
@@ -30,12 +30,11 @@ async def subject_of(request: web.Request) -> Subject:
     """The caller's rights, read fresh for every request (rule 13)."""
     subject = request.get(SUBJECT)
     if subject is None:
-        subject = await subject_for(request.app[DB], identity(request))
+        subject = subject_for(identity(request))
         request[SUBJECT] = subject
     return subject
 
 
-async def subject_for(db, ident) -> Subject:
-    if ident.source_rows is not None:  # read with the session, in the same trip
-        return subject_from(ident.user_id, ident.is_admin, ident.source_rows, ident.comembers)
-    return await load_subject(db, ident.user_id, is_admin=ident.is_admin)
+def subject_for(ident) -> Subject:
+    """From the rights sources and co-members read with the session, in the same trip."""
+    return subject_from(ident.user_id, ident.is_admin, ident.source_rows, ident.comembers)

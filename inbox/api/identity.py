@@ -34,8 +34,8 @@ class Identity:
     has_2fa: bool = False
     settings: dict = field(default_factory=dict)   # workspace security policy, read with the session
     # What the user's Subject is built from, read with the session (see ``session_with_rights``).
-    source_rows: list | None = field(default=None, repr=False)
-    comembers: list | None = field(default=None, repr=False)
+    source_rows: list = field(default_factory=list, repr=False)
+    comembers: list = field(default_factory=list, repr=False)
 
 
 IDENTITY = web.RequestKey("identity", Identity)

@@ -14,7 +14,7 @@ from aiohttp import WSMsgType, web
 
 from auth.network import address_allowed
 
-from ..keys import DB, HUB
+from ..keys import HUB
 from ..realtime.connection import CLOSE_FORBIDDEN, CLOSE_PROTOCOL, CLOSE_SESSION, Connection
 from .common import subject_for
 from .identity import COOKIE, allowlist, client_ip, identify, origin_allowed
@@ -85,5 +85,5 @@ async def _open(request: web.Request, ws: web.WebSocketResponse) -> tuple[Connec
     ip = client_ip(request)
     if ident.settings.get("block_untrusted_api") and not address_allowed(ip, allowlist(ident.settings)):
         return await _close(ws, CLOSE_FORBIDDEN, f"{ip} is outside the IP whitelist")
-    subject = await subject_for(request.app[DB], ident)
+    subject = subject_for(ident)
     return request.app[HUB].connection(ws, request.transport, subject, ident.session_id, ip), last

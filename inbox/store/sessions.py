@@ -22,10 +22,6 @@ _SESSION = (
     " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?")
 
 
-async def session_with_user(db: Database, token_hash: str):
-    return await db.fetchone(_SESSION, (token_hash,))
-
-
 async def session_with_rights(db: Database, token_hash: str) -> tuple[Any, list, list[int]]:
     """The session row (None if there is none), with the facts the user's ``Subject`` is built from:
     their rights sources and group co-members. Read together, in one trip to a reader thread (each
