@@ -13,7 +13,6 @@ frames only ever fall between ours), and an idle socket costs no task and no que
 from __future__ import annotations
 
 import asyncio
-import logging
 import struct
 from typing import Any
 
@@ -21,8 +20,6 @@ import orjson
 from aiohttp import web
 
 from auth.policy import Subject
-
-log = logging.getLogger("inbox.realtime")
 
 # Close codes (documented in docs/realtime.md).
 CLOSE_PROTOCOL = 4000      # the first frame was not a valid auth frame
@@ -55,7 +52,7 @@ def frame(kind: str, **fields: Any) -> bytes:
 
 class Connection:
     __slots__ = ("ws", "transport", "user_id", "session_id", "ip", "subject", "limit", "cursor", "live",
-                 "pending", "closed", "close_code", "closer", "staged")
+                 "pending", "closed", "closer", "staged")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, subject: Subject,
                  session_id: int, ip: str, limit: int) -> None:
@@ -70,7 +67,6 @@ class Connection:
         self.live = False
         self.pending: list | None = None  # events published while catching up
         self.closed = False
-        self.close_code: int | None = None
         self.closer: asyncio.Task | None = None
         self.staged: list[bytes] | None = None  # this burst's frames, written together by ``flush``
 
@@ -119,7 +115,6 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        self.close_code = code
         self.closer = asyncio.ensure_future(self._close(code))
 
     async def _close(self, code: int) -> None:

@@ -29,13 +29,9 @@ from ..store import events as event_rows
 from ..store import security as security_rows
 from ..store.db import Database
 from ..store.events import Event
-from .connection import (CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_SESSION, CLOSE_SLOW,
-                         Connection, frame)
+from .connection import (CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_SESSION, Connection, frame)
 from .reach import Reach
 from .views import View, lost_lead, reader_class, view
-
-__all__ = ["Hub", "Connection", "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_PROTOCOL", "CLOSE_SESSION",
-           "CLOSE_SLOW"]
 
 log = logging.getLogger("inbox.realtime")
 
