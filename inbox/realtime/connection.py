@@ -70,9 +70,13 @@ class Connection:
         self.closer: asyncio.Task | None = None
         self.staged: list[bytes] | None = None  # this burst's frames, written together by ``flush``
 
-    def stage(self, data: bytes, dirty: list[Connection]) -> None:
+    def stage(self, data: bytes, dirty: list[Connection] | None) -> None:
         """Hold a frame until the end of the dispatcher's burst: one write (one system call, the
-        largest cost per delivery) for all the frames a burst of events brings this reader."""
+        largest cost per delivery) for all the frames a burst of events brings this reader. With no
+        burst (``dirty`` None: a lone event, or catch-up) write it now."""
+        if dirty is None:
+            self.send(data)
+            return
         if self.closed:
             return
         staged = self.staged

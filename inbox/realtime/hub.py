@@ -187,9 +187,9 @@ class Hub:
         if event.type in REVOKING:
             lost = lost_lead(subject, event)
             if lost is not None:
-                _put(conn, frame("access_revoked", id=event.id, lead_id=lost), dirty)
+                conn.stage(frame("access_revoked", id=event.id, lead_id=lost), dirty)
             if event.type == "access.changed" and self._concerns(conn, event):
-                _put(conn, frame("access_changed", id=event.id), dirty)
+                conn.stage(frame("access_changed", id=event.id), dirty)
         key = reader_class(subject, event) if views is not None else None
         if key is None:
             shown = view(subject, event, self.defs)
@@ -203,10 +203,7 @@ class Hub:
             if data is None:
                 data = frames[signature] = frame("event", id=event.id, event=event.type, at=iso(event.at),
                                                  data=build())
-            if dirty is None:
-                conn.send(data)
-            else:
-                conn.stage(data, dirty)
+            conn.stage(data, dirty)
             self.delivered += 1
 
     @staticmethod
@@ -288,9 +285,3 @@ class Hub:
             if conn.session_id not in alive:
                 conn.close(CLOSE_SESSION)
 
-
-def _put(conn: Connection, data: bytes, dirty: list[Connection] | None) -> None:
-    if dirty is None:
-        conn.send(data)
-    else:
-        conn.stage(data, dirty)
