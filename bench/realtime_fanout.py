@@ -719,7 +719,7 @@ async def run_phase(pub: Publisher, phase: Phase, args, convs, rec, rng: random.
         t.add_done_callback(tasks.discard)
 
     warm_end = time.time() + args.warmup
-    end = warm_end + args.seconds
+    end = warm_end + (args.seconds if phase.load == "saturation" else args.fixed_seconds)
     cpu0 = None
     if phase.load == "saturation":
         # Closed loop on delivery: keep at most --window deliveries owed (posted, not yet received)
@@ -969,7 +969,8 @@ def render(ours: dict, raw: dict, meta: dict, args, rec) -> str:
         f"{GROUP_SIZE}; `all` = every message to every agent, `mixed` = {args.p_shared:.0%} shared queue, "
         f"the rest an agent's contact or lead (mean {mix:.0f} recipients). Saturation: at most {args.window:,} "
         f"deliveries owed and {args.concurrency} posts in flight; fixed: {args.rate:,} deliveries/s offered. "
-        f"{args.seconds:g} s measured per phase after {args.warmup:g} s warm-up.")
+        f"{args.seconds:g} s measured per saturation phase and {args.fixed_seconds:g} s per fixed phase, "
+        f"after {args.warmup:g} s warm-up.")
     add("")
     add("| scenario | load | server | delivered/s | messages/s | recipients/msg | p50 | p99 | POST p50 / p99 "
         "| frame | server CPU | server CPU per delivery | clients + publisher CPU | rest of machine | checked |")
@@ -1088,6 +1089,9 @@ def main() -> int:
     ap.add_argument("--agents", type=int, default=1000, help="agents (websockets), default 1000")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase (default 10)")
     ap.add_argument("--warmup", type=float, default=1.5, help="seconds before each phase's window (default 1.5)")
+    ap.add_argument("--fixed-seconds", type=float, default=30.0,
+                    help="measured seconds per fixed-load phase (default 30: 300 messages to all, so the p99 "
+                         "is not one slow message)")
     ap.add_argument("--rate", type=int, default=10_000, help="offered deliveries/s in the fixed phases")
     ap.add_argument("--clients", type=int, default=2, help="load-generator processes (default 2)")
     ap.add_argument("--window", type=int, default=8000, help="saturation: most deliveries owed at once")
@@ -1108,12 +1112,14 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE", help="write issue 7's figures as JSON to FILE (see bench/README.md)")
     args = ap.parse_args()
     if args.smoke:
-        for name, value in (("agents", GROUP_SIZE * 2), ("seconds", 0.5), ("rate", 500), ("window", 200)):
+        for name, value in (("agents", GROUP_SIZE * 2), ("seconds", 0.5), ("fixed_seconds", 0.5), ("rate", 500),
+                            ("window", 200)):
             if getattr(args, name) == ap.get_default(name):
                 setattr(args, name, value)
         args.quick, args.warmup = True, min(args.warmup, 0.3)
     if args.quick:
-        for name, value in (("agents", 50), ("seconds", 3.0), ("rate", 2000), ("window", 1000)):
+        for name, value in (("agents", 50), ("seconds", 3.0), ("fixed_seconds", 3.0), ("rate", 2000),
+                            ("window", 1000)):
             if getattr(args, name) == ap.get_default(name):
                 setattr(args, name, value)
         args.warmup = min(args.warmup, 1.0)

@@ -52,7 +52,7 @@ class Bench:
 BENCHES = [
     Bench("decisions", 60, what="permission decisions in process vs pycasbin"),
     Bench("leads_list", 200, what="lead lists over 1,000,000 leads vs admin"),
-    Bench("realtime_fanout", 200, what="1,000 websockets vs raw aiohttp broadcast"),
+    Bench("realtime_fanout", 300, what="1,000 websockets vs raw aiohttp broadcast"),
     Bench("webhooks", 130, what="signed durable webhooks vs no-op aiohttp POST"),
 ]
 

@@ -123,3 +123,29 @@ async def test_a_caller_cancelled_while_waiting_does_not_stop_its_job(db):
     assert await db.write(_insert("next"))  # runs after the cancelled caller's batch
     assert await _values(db) == ["kept", "next"]
     assert waiting.cancelled()
+
+
+async def test_committed_rows_reach_the_database_file_soon_without_a_checkpoint_in_any_commit(db, tmp_path):
+    """The checkpointer copies the WAL into the database file shortly after commits; the writer's own
+    automatic checkpoint (inside a COMMIT) is a far-off backstop, so 50 small commits never trigger it.
+    Seen from outside: a copy of the database file alone (no -wal), as a naive backup takes it, is current."""
+    for i in range(50):
+        await db.write(_insert(f"v{i}"))
+    copy = tmp_path / "file-only.sqlite3"
+    rows = -1
+    for _ in range(100):  # the checkpointer runs within a quarter second of a commit
+        copy.write_bytes(db.path.read_bytes())
+        conn = sqlite3.connect(copy)
+        try:
+            rows = conn.execute("SELECT count(*) FROM t").fetchone()[0]
+        except sqlite3.OperationalError:  # not even the table reached the file yet
+            rows = -1
+        finally:
+            conn.close()
+            for extra in tmp_path.glob("file-only.sqlite3-*"):
+                extra.unlink()
+        if rows == 50:
+            break
+        await asyncio.sleep(0.05)
+    assert rows == 50
+    assert db.checkpoints >= 1

@@ -20,6 +20,13 @@ the loop (publishing events to the hub) goes through ``Tx.on_commit``, whose cal
 loop thread after COMMIT, in job order, as do the futures' results.
 
 Reads run on their own connections (WAL lets them run beside the writer), one hop per read.
+
+WAL checkpoints (copying committed pages from the WAL into the database file, then a fsync of that
+file) run in a thread of their own, off the commit path. SQLite's default runs one inside whichever
+COMMIT crosses 1,000 WAL pages, so one write in a few hundred waited milliseconds for it. The
+checkpointer is PASSIVE: it never blocks the writer or a reader, and whatever it cannot copy yet it
+copies on its next round. The writer keeps an automatic checkpoint only as a backstop, far above
+what the checkpointer lets the WAL reach, in case the checkpointer cannot keep up.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ Params = Sequence[Any] | dict[str, Any]
 # Larger batches amortise the fsync further but delay the first job's answer; 256 keeps a batch
 # within a few tens of milliseconds of SQLite work for typical jobs.
 MAX_BATCH = 256
+# At most one checkpoint per interval, and only after commits: a round is two fsyncs, and running
+# one per commit would double the disk flushes of a busy writer.
+CHECKPOINT_INTERVAL = 0.25
+BACKSTOP_AUTOCHECKPOINT = 20_000  # pages (80 MB of WAL): reached only if the checkpointer falls behind
 
 _SUSPENDED = ("a write job awaited something other than its Tx; jobs may only await Tx methods "
               "(they run to completion in the writer thread, which has no event loop)")
@@ -107,6 +118,11 @@ def _connect(path: Path, synchronous: str, *, check_same_thread: bool = True) ->
     return conn
 
 
+def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """One PASSIVE checkpoint: (busy, frames in the WAL, frames copied)."""
+    return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+
+
 def _drive(awaitable: Awaitable[T]) -> T:
     """Run a job's coroutine to completion without an event loop; it must never suspend."""
     steps = awaitable.__await__()
@@ -165,6 +181,11 @@ class Database:
         self._reader_lock = threading.Lock()
         self._jobs: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self._checkpoint_thread: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_task: asyncio.Task | None = None
+        self._committed = asyncio.Event()  # set after each commit; the checkpointer waits on it
+        self.checkpoints = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rows = RowCache()  # channels and inboxes, for webhooks: see rowcache.py
         self.commits = 0  # observable group-commit behaviour for benchmarks and metrics
@@ -181,17 +202,22 @@ class Database:
             self._writer = await loop.run_in_executor(self._write_thread, _connect, self.path, self._synchronous)
             await loop.run_in_executor(self._write_thread, apply_migrations, self._writer)
             await loop.run_in_executor(self._write_thread, self.rows.install, self._writer)
+            await loop.run_in_executor(self._write_thread, self._writer.execute,
+                                       f"PRAGMA wal_autocheckpoint={BACKSTOP_AUTOCHECKPOINT}")
         except BaseException:
             await self._close_writer()
             raise
         self._read_threads = ThreadPoolExecutor(self._n_readers, thread_name_prefix="inbox-db-reader")
+        self._checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="inbox-db-checkpoint")
         self._task = asyncio.create_task(self._run_writer(), name="inbox-db-writer")
+        self._checkpoint_task = asyncio.create_task(self._run_checkpointer(), name="inbox-db-checkpoint")
 
     async def close(self) -> None:
         if self._task is not None:
             self._jobs.put_nowait(_STOP)
             await self._task
             self._task = None
+        await self._close_checkpointer()
         if self._read_threads is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._read_threads.shutdown, True)
             self._read_threads = None
@@ -200,6 +226,22 @@ class Database:
                 conn.close()
             self._reader_conns.clear()
         await self._close_writer()
+
+    async def _close_checkpointer(self) -> None:
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            try:
+                await self._checkpoint_task
+            except asyncio.CancelledError:
+                pass
+            self._checkpoint_task = None
+        if self._checkpoint_thread is not None:
+            # A round already running finishes first; closing the writer later checkpoints the rest.
+            await asyncio.get_running_loop().run_in_executor(None, self._checkpoint_thread.shutdown, True)
+            self._checkpoint_thread = None
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
 
     async def _close_writer(self) -> None:
         if self._write_thread is None:
@@ -253,6 +295,7 @@ class Database:
                     job.future.set_exception(exc)
             return
         self.commits += 1
+        self._committed.set()
         self.rows.settle()  # before any answer: whoever learns of a change never meets the old row
         for job, tx, result, exc in outcomes:
             callbacks, tx._after_commit = tx._after_commit, []
@@ -270,6 +313,26 @@ class Database:
                 job.future.set_exception(exc)
             else:
                 job.future.set_result(result)
+
+    # --- checkpoints ---
+
+    def _checkpoint_round(self) -> tuple[int, int, int]:
+        if self._checkpoint_conn is None:
+            # check_same_thread off only so close() can close it once the thread is gone.
+            self._checkpoint_conn = _connect(self.path, self._synchronous, check_same_thread=False)
+        return _checkpoint(self._checkpoint_conn)
+
+    async def _run_checkpointer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._committed.wait()
+            self._committed.clear()
+            try:
+                await loop.run_in_executor(self._checkpoint_thread, self._checkpoint_round)
+                self.checkpoints += 1
+            except sqlite3.Error:  # e.g. the disk is full: the writer's backstop still bounds the WAL
+                log.exception("WAL checkpoint failed; will retry after the next commit")
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
 
     # --- reads (WAL lets them run beside the writer) ---
 
