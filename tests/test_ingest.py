@@ -257,3 +257,29 @@ async def test_delivery_events_carry_what_the_general_readers_would_build(api, a
     first_facts = events[1][1]
     assert first_facts["subscribers"] == [] and first_facts["lead"] == facts["lead"]
     assert first_facts["contact"] == facts["contact"] and first_facts["conversation"] == facts["conversation"]
+
+
+async def test_removing_a_channels_responsible_user_moves_the_channel_with_their_records(api, admin):
+    """A channel's responsible user owns what it creates; removing them is like removing any owner:
+    refused with the count unless reassign_to is given, and then the channel moves in the same step."""
+    bob = await api.add_user(admin, "Bob")
+    cid = await api.add_user(admin, "Cid")
+    await api.post("/api/v1/pipelines", {"name": "Inbound", "stages": ["New"]}, who=admin)
+    pipeline = (await api.get("/api/v1/pipelines", who=admin)).body["items"][-1]["id"]
+    r = await api.post("/api/v1/channels", {"name": "Telegram", "pipeline_id": pipeline,
+                                            "responsible_user_id": bob.user_id}, who=admin)
+    assert r.status == 201, r.body
+    channel = r.body["id"]
+
+    refused = await api.delete(f"/api/v1/users/{bob.user_id}", who=admin)
+    assert refused.status == 409 and refused.body["owned"]["channels"] == 1, refused.body
+    assert await api.rows("SELECT responsible_user_id FROM channels WHERE id = ?", (channel,)) == [(bob.user_id,)]
+
+    moved = await api.delete(f"/api/v1/users/{bob.user_id}", who=admin, params={"reassign_to": cid.user_id})
+    assert moved.status == 204, moved.body
+    assert await api.rows("SELECT responsible_user_id FROM channels WHERE id = ?", (channel,)) == [(cid.user_id,)]
+    # and the channel still creates what it creates, owned by the new responsible user
+    secret = r.body["secret"]
+    assert (await deliver(api, channel, secret, message("p-after-move", "+15550042"))).status in (200, 201, 202)
+    assert await api.rows("SELECT responsible_user_id FROM contacts WHERE id = (SELECT max(id) FROM contacts)") == [
+        (cid.user_id,)]

@@ -132,7 +132,7 @@ async def _give_records(api, user_id: int) -> dict[str, int]:
                         (user_id, now, now))
 
     await api.db.write(job)
-    return {"leads": 3, "contacts": 1, "companies": 1, "tasks": 1}
+    return {"leads": 3, "contacts": 1, "companies": 1, "tasks": 1, "channels": 0}
 
 
 async def test_remove_refuses_without_reassignment_and_changes_nothing(api, admin):

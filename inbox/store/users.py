@@ -9,8 +9,9 @@ import orjson
 from .db import Database, Tx
 
 USER_COLUMNS = ("email", "name", "avatar", "password_hash", "is_admin", "is_active", "is_partner", "role_id", "rights")
-# Records a user can be responsible for; removing a user moves all of them in one transaction.
-OWNED_TABLES = ("leads", "contacts", "companies", "tasks")
+# What a user can be responsible for (a channel owns what it creates for them); removing a user
+# moves all of it in one transaction.
+OWNED_TABLES = ("leads", "contacts", "companies", "tasks", "channels")
 
 
 def _json_or_none(value: Any) -> str | None:
