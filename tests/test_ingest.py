@@ -283,3 +283,13 @@ async def test_removing_a_channels_responsible_user_moves_the_channel_with_their
     assert (await deliver(api, channel, secret, message("p-after-move", "+15550042"))).status in (200, 201, 202)
     assert await api.rows("SELECT responsible_user_id FROM contacts WHERE id = (SELECT max(id) FROM contacts)") == [
         (cid.user_id,)]
+
+
+async def test_a_pipeline_a_channel_feeds_cannot_be_deleted_from_under_it(api, admin):
+    channel, _ = await make_channel(api, admin)
+    r = await api.delete(f"/api/v1/pipelines/{channel['pipeline_id']}", who=admin)
+    assert r.status == 409 and r.body["channels"] == 1 and "chat channel" in r.body["detail"], r.body
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert await api.rows("SELECT count(*) FROM pipelines WHERE id = ?", (channel["pipeline_id"],)) == [(1,)]
+    assert (await api.delete(f"/api/v1/channels/{channel['id']}", who=admin)).status == 204
+    assert (await api.delete(f"/api/v1/pipelines/{channel['pipeline_id']}", who=admin)).status == 204

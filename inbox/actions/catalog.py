@@ -59,6 +59,10 @@ async def do_delete_pipeline(db: Database, actor: Actor, pipeline_id: int) -> No
         held = await rows.leads_in(tx, pipeline_id=pipeline_id)
         if held:
             raise conflict(f"The pipeline still holds {held} leads; move or delete them first.", leads=held)
+        feeding = await rows.channels_into(tx, pipeline_id)
+        if feeding:
+            raise conflict(f"{feeding} chat channel(s) put new leads in this pipeline; delete them first (or keep "
+                           "the pipeline).", channels=feeding)
         await rows.delete_pipeline(tx, pipeline_id)
         await _log(tx, actor, "pipeline.deleted", "pipeline", pipeline_id, {"before": {"name": before["name"]}})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import orjson
 from aiohttp import web
@@ -40,6 +41,14 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         if exc.status == 404:
             problem = Problem(404, "not-found", "Not found", f"There is no route {request.method} {request.path}.")
         return problem_response(request, problem)
+    except sqlite3.IntegrityError:
+        # A constraint the action did not check first (it should: its 409 can say what to do). The job
+        # rolled back, so nothing changed; the client's request conflicts with data, it is not a crash.
+        log.exception("constraint failed without an explicit check", extra={"method": request.method,
+                                                                             "path": request.path})
+        return problem_response(request, Problem(409, "conflict", "Conflict",
+                                                 "The change conflicts with other data that refers to it or "
+                                                 "that it refers to; nothing was changed."))
     except Exception:
         log.exception("unhandled error", extra={"method": request.method, "path": request.path})
         return problem_response(request, Problem(500, "internal", "Internal error",

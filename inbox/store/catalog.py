@@ -64,6 +64,11 @@ async def leads_in(tx: Tx, *, pipeline_id: int | None = None, stage_id: int | No
     return await tx.fetchval("SELECT count(*) FROM leads WHERE pipeline_id = ?", (pipeline_id,))
 
 
+async def channels_into(tx: Tx, pipeline_id: int) -> int:
+    """Chat channels whose new leads go to this pipeline."""
+    return await tx.fetchval("SELECT count(*) FROM channels WHERE pipeline_id = ?", (pipeline_id,))
+
+
 async def delete_pipeline(tx: Tx, pipeline_id: int) -> None:
     await tx.execute("DELETE FROM pipelines WHERE id = ?", (pipeline_id,))
 
