@@ -448,3 +448,46 @@ async def test_old_events_are_pruned_and_a_stale_cursor_gets_resync(api, admin):
     OPEN.append(ws)
     await ws.send(json.dumps({"type": "auth", "token": maria.token, "last_event_id": 0}))
     assert json.loads(await asyncio.wait_for(ws.recv(), 3))["type"] == "resync"
+
+
+async def test_tasks_reach_exactly_who_may_see_them_and_a_reassigned_task_is_withdrawn(api, admin):
+    """Rule 10 live: a task reaches its responsible user, users whose task level covers it, and users
+    who can view the record it is attached to; nobody else. Reassigning it away tells the old
+    reader it is hidden, without its text; a resumed socket gets the same as a live one."""
+    stages, field, maria, tom, gina = await setup(api, admin)   # task rights: none beyond their own
+    clients = {name: await connect(api, who) for name, who in (("maria", maria), ("tom", tom), ("gina", gina))}
+    start = clients["maria"].ready["last_event_id"]
+    toms_lead = await make_lead(api, admin, tom, stages[0], field)
+    own = (await api.post("/api/v1/tasks", {"text": "call maria's client", "responsible_user_id": maria.user_id},
+                          who=admin)).body["id"]
+    on_lead = (await api.post("/api/v1/tasks", {"text": "quote for tom's lead", "responsible_user_id": admin.user_id,
+                                                "entity_type": "leads", "entity_id": toms_lead}, who=admin)).body["id"]
+    assert (await api.patch(f"/api/v1/tasks/{own}", {"responsible_user_id": tom.user_id}, who=admin)).status == 200
+    assert (await api.delete(f"/api/v1/tasks/{on_lead}", who=admin)).status == 204
+    end = await make_lead(api, admin, admin, stages[0], field)
+    await sentinel(api, admin, end, maria, tom, gina)
+
+    def tasks_of(frames):
+        out = []
+        for f in frames:
+            if f.get("event", "").startswith("task."):
+                d = f["data"]
+                out.append((f["event"], d["task"]["id"] if "task" in d else d["task_id"], d.get("hidden", False)))
+        return out
+
+    expected = {
+        "maria": [("task.created", own, False), ("task.updated", own, True)],
+        "tom": [("task.created", on_lead, False), ("task.updated", own, False), ("task.deleted", on_lead, False)],
+        "gina": [("task.created", on_lead, False), ("task.deleted", on_lead, False)],  # G: tom's team
+    }
+    for name, want in expected.items():
+        frames = await clients[name].until(is_sentinel)
+        assert tasks_of(frames) == want, name
+        if name == "maria":
+            hidden = [f for f in frames if f.get("event") == "task.updated"][0]
+            assert hidden["data"] == {"task_id": own, "hidden": True}   # not a word of the task itself
+        if name == "tom":
+            shown = [f for f in frames if f.get("event") == "task.updated"][0]["data"]["task"]
+            assert shown["text"] == "call maria's client" and shown["responsible_user_id"] == tom.user_id
+    resumed = await connect(api, maria, last_event_id=start)
+    assert tasks_of(await resumed.until(is_sentinel)) == expected["maria"]

@@ -301,6 +301,8 @@ async def do_delete(db: Database, actor: Actor, subject: Subject, entity: str, r
         elif entity in ("contacts", "companies"):
             await events.emit(tx, f"{SINGULAR[entity]}.deleted", {"record": record, "actor_id": actor.user_id},
                               actor.now)
+        elif entity == "tasks":
+            await emit_task(tx, actor, "task.deleted", record_id, gone=await _task_card(tx, record))
         await rows.delete(tx, entity, record_id)
         await _log(tx, actor, entity, "deleted", record_id, {"before": before})
 
@@ -401,6 +403,31 @@ async def _check_task_target(tx: Tx, subject: Subject, entity_type: str | None, 
         raise _bad("entity_id", f"no {SINGULAR[entity_type]} visible to you with id {entity_id}")
 
 
+async def _task_card(tx: Tx, task: dict[str, Any]) -> dict[str, Any]:
+    """What a task event carries: the task and the facts that decide who sees it (rule 10): the
+    attached record's owner and, for a lead, its place and subscribers. Readers are decided from this
+    alone (realtime/views), so the hub needs no read per reader."""
+    attached, subscribers = None, []
+    if task["entity_type"]:
+        record = await rows.get(tx, task["entity_type"], task["entity_id"])
+        if record is not None:
+            if task["entity_type"] == "leads":
+                attached = _cell(record)
+                subscribers = await rows.subscribers(tx, record["id"])
+            else:
+                attached = {"id": record["id"], "responsible_user_id": record["responsible_user_id"]}
+    return {"task": task, "attached": attached, "subscribers": subscribers}
+
+
+async def emit_task(tx: Tx, actor: Actor, type_: str, task_id: int, *, before: dict[str, Any] | None = None,
+                    changed: list[str] | None = None, gone: dict[str, Any] | None = None) -> None:
+    """``task.created`` / ``task.updated`` with the task as it is now (``before``: the card before
+    the change, so a reader who loses sight of the task learns it), ``task.deleted`` with ``gone``."""
+    card = gone if gone is not None else await _task_card(tx, await rows.get(tx, "tasks", task_id))
+    await events.emit(tx, type_, {**card, "before": before, "changed": changed or [], "actor_id": actor.user_id},
+                      actor.now)
+
+
 async def do_create_task(db: Database, actor: Actor, subject: Subject, data: dict[str, Any]) -> int:
     async def job(tx: Tx) -> int:
         responsible = data.get("responsible_user_id") or subject.user_id
@@ -413,6 +440,7 @@ async def do_create_task(db: Database, actor: Actor, subject: Subject, data: dic
                   "is_done": data.get("is_done", False)}
         task_id = await rows.insert(tx, "tasks", values, actor.now)
         await _log(tx, actor, "tasks", "created", task_id, {"after": values})
+        await emit_task(tx, actor, "task.created", task_id)
         return task_id
 
     return await db.write(job)
@@ -431,8 +459,10 @@ async def do_update_task(db: Database, actor: Actor, subject: Subject, task_id: 
         b, a = _diff(_snapshot(subject, "tasks", task), _snapshot(subject, "tasks", {**task, **changes}))
         if not a:
             return
+        before = await _task_card(tx, task)
         await rows.update(tx, "tasks", task_id, changes, actor.now)
         await _log(tx, actor, "tasks", "updated", task_id, {"before": b, "after": a})
+        await emit_task(tx, actor, "task.updated", task_id, before=before, changed=sorted(a))
 
     await db.write(job)
 

@@ -57,6 +57,21 @@ def chat_visible(subject: Subject, data: Mapping[str, Any]) -> bool:
     return subject.can_entity("contacts", "view", data["contact"]["responsible_user_id"])
 
 
+def task_visible(subject: Subject, card: Mapping[str, Any] | None) -> bool:
+    """Rule 10, from a task event's card: own tasks, tasks the task edit level covers, tasks on a
+    record the reader can view (a lead also through a subscription, as in REST)."""
+    if not card:
+        return False
+    task, attached = card["task"], card["attached"]
+    if attached is None:
+        seen = False
+    elif task["entity_type"] == "leads":
+        seen = _cell_visible(subject, attached, card["subscribers"])
+    else:
+        seen = subject.can_entity(task["entity_type"], "view", attached["responsible_user_id"])
+    return subject.task_visible(task["responsible_user_id"], attached_viewable=seen)
+
+
 def email_visible(subject: Subject, members) -> bool:
     """Rule 8: admins, and users with mail_access who are members of the email's inbox."""
     return subject.is_admin or (subject.rights.mail_access and subject.user_id in members)
@@ -131,6 +146,18 @@ def view(subject: Subject, event: Event, defs: Defs) -> View | None:
         if not subject.can_entity(entity, "view", data["record"]["responsible_user_id"]):
             return None
         return ((kind,), lambda: {"id": data["record"]["id"]})
+    if kind in ("task.created", "task.updated"):
+        task = data["task"]
+        if task_visible(subject, data):
+            return ((kind,), lambda: {"task": render.task_json(task)})
+        if kind == "task.updated" and task_visible(subject, data["before"]):
+            # Out of sight now (reassigned, moved to a record they cannot view): say so, show nothing.
+            return ((kind, "hidden"), lambda: {"task_id": task["id"], "hidden": True})
+        return None
+    if kind == "task.deleted":
+        if not task_visible(subject, data):
+            return None
+        return ((kind,), lambda: {"task_id": data["task"]["id"]})
     if kind == "message.created":
         if not chat_visible(subject, data):
             return None
