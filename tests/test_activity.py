@@ -342,6 +342,7 @@ async def test_only_administrators_read_the_log(api, admin):
     {"type": ""}, {"type": "lead..x"}, {"type": "x" * 101}, {"object_type": "lead;drop"}, {"object_id": "5"},
     {"object_type": "lead", "object_id": "-1"}, {"since": "2027-01-15T08:00:00"}, {"since": "yesterday"},
     {"until": "2027-13-01T00:00:00Z"}, {"since": "2027-01-15T09:00:00Z", "until": "2027-01-15T08:00:00Z"},
+    {"since": "9999-12-31T23:59:59-23:59"}, {"until": "0001-01-01T00:00:00+14:00"},  # out of range in UTC
     {"limit": "251"}, {"limit": "0"}, {"cursor": "0"}, {"cursor": "9", "page": "2"}, {"page": "0"},
     {"actor_id": "1"},
 ], ids=lambda p: json.dumps(p))

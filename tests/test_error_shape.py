@@ -83,3 +83,24 @@ async def test_success_responses_carry_security_headers(api, admin):
     r = await api.get("/api/v1/account", who=admin)
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("raw_id", ["\u00b2", "\u0661", "\U0001d7cf"])
+async def test_non_ascii_digits_in_a_path_id_are_422(api, admin, raw_id):
+    """str.isdigit() is true for "²" (and int() refuses it): was a 500. Other scripts' digits are refused too."""
+    r = await api.get(f"/api/v1/users/{raw_id}", who=admin)
+    assert_problem(r, 422)
+    assert r.body["errors"][0]["path"] == "path.id"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_what_its_content_encoding_says_is_400_and_changes_nothing(api, admin, caplog,
+                                                                                            encoding):
+    """aiohttp decodes the body as it is read; a lie used to surface from the handler as a 500."""
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding, "Connection": "close"}
+    r = await api.call("POST", "/api/v1/roles", who=admin, data=b'{"name": "R", "rights": {}}' + b" " * 64,
+                       headers=headers)
+    assert_problem(r, 400)
+    assert "Content-Encoding" in r.body["detail"]
+    assert await api.rows("SELECT count(*) FROM roles") == [(0,)]
+    assert not [rec for rec in caplog.records if rec.name == "inbox.api"]

@@ -285,6 +285,22 @@ async def test_removing_a_channels_responsible_user_moves_the_channel_with_their
         (cid.user_id,)]
 
 
+async def test_a_channel_needs_an_existing_active_responsible_user(api, admin, caplog):
+    """The channel's contacts and leads are its responsible user's: an unknown one was a foreign-key
+    failure (a 409 from the safety net, logged); a disabled one would own records nobody works."""
+    dora = await api.add_user(admin, "Dora")
+    assert (await api.patch(f"/api/v1/users/{dora.user_id}", {"is_active": False}, who=admin)).status == 200
+    await api.post("/api/v1/pipelines", {"name": "Inbound", "stages": ["New"]}, who=admin)
+    pipeline = (await api.get("/api/v1/pipelines", who=admin)).body["items"][-1]["id"]
+    for user_id in (99999, dora.user_id):
+        r = await api.post("/api/v1/channels", {"name": "Telegram", "pipeline_id": pipeline,
+                                                "responsible_user_id": user_id}, who=admin)
+        assert r.status == 422 and r.content_type == "application/problem+json", r.body
+        assert r.body["errors"][0]["path"] == "responsible_user_id" and str(user_id) in r.body["detail"]
+    assert await api.rows("SELECT count(*) FROM channels") == [(0,)]
+    assert not [rec for rec in caplog.records if "without an explicit check" in rec.getMessage()]
+
+
 async def test_a_pipeline_a_channel_feeds_cannot_be_deleted_from_under_it(api, admin):
     channel, _ = await make_channel(api, admin)
     r = await api.delete(f"/api/v1/pipelines/{channel['pipeline_id']}", who=admin)

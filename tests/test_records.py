@@ -512,6 +512,7 @@ async def test_explain_names_the_deciding_rule_and_source(api, world):
     ("/api/v1/contacts", {"name": "x", "emails": "a@b.c"}),
     ("/api/v1/tasks", {"text": "x", "due_at": "tomorrow"}),
     ("/api/v1/tasks", {"text": "x", "due_at": "2027-01-01T00:00:00"}),
+    ("/api/v1/tasks", {"text": "x", "due_at": "9999-12-31T23:59:59-23:59"}),   # year 10000 in UTC (was a 500)
     ("/api/v1/tasks", {"text": "x", "entity_type": "leads", "entity_id": 99999}),
 ])
 async def test_bad_writes_are_422_and_change_nothing(api, world, path, body):
@@ -526,11 +527,12 @@ async def test_bad_writes_are_422_and_change_nothing(api, world, path, body):
 
 async def test_bad_ids_and_queries(api, world):
     w = world
-    for path in ("/api/v1/leads/abc", "/api/v1/leads/-1", "/api/v1/contacts/1.5", "/api/v1/tasks/0x1"):
+    for path in ("/api/v1/leads/abc", "/api/v1/leads/-1", "/api/v1/contacts/1.5", "/api/v1/tasks/0x1",
+                 "/api/v1/leads/\u00b2"):  # "²".isdigit() is true, int("²") fails (was a 500)
         r = await api.get(path, who=w.admin)
         assert r.status == 422 and r.content_type == "application/problem+json", path
     for params in ({"limit": "251"}, {"cursor": "5", "page": "2"}, {"stage_id": "x"}, {"updated_since": "yesterday"},
-                   {"sort": "name"}):
+                   {"sort": "name"}, {"updated_since": "0001-01-01T00:00:00+14:00"}):
         r = await api.get("/api/v1/leads", who=w.admin, params=params)
         assert r.status == 422, params
     r = await api.patch(f"/api/v1/leads/{w.leads['maria-sales-0']}", {"stage_id": w.stage("partners", 0),

@@ -7,6 +7,7 @@ import sqlite3
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from auth.network import address_allowed
 
@@ -41,6 +42,12 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         if exc.status == 404:
             problem = Problem(404, "not-found", "Not found", f"There is no route {request.method} {request.path}.")
         return problem_response(request, problem)
+    except RequestPayloadError as exc:
+        # The body could not be read as sent (gzip that is not gzip, say): the handler did nothing with it.
+        reason = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "it ended early"
+        return problem_response(request, Problem(400, "bad-request", "Bad request",
+                                                 f"The body could not be read ({reason}). Send it uncompressed, "
+                                                 "or compressed as its Content-Encoding header says."))
     except sqlite3.IntegrityError:
         # A constraint the action did not check first (it should: its 409 can say what to do). The job
         # rolled back, so nothing changed; the client's request conflicts with data, it is not a crash.

@@ -26,7 +26,10 @@ def parse_time(value: Any) -> float:
         raise ValueError("expected an RFC 3339 time such as 2026-01-31T09:00:00Z") from None
     if parsed.tzinfo is None:
         raise ValueError("the time needs a timezone, such as Z or +02:00")
-    return parsed.astimezone(timezone.utc).timestamp()
+    try:
+        return parsed.astimezone(timezone.utc).timestamp()
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise ValueError("the time is out of range: in UTC it must fall in the years 1 to 9999") from None
 
 
 def _not_null(model, keys: tuple[str, ...]):

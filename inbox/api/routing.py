@@ -123,7 +123,8 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def int_id(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    # isascii: isdigit() is also true for digits int() refuses, such as "²".
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise invalid(f"'{name}' in the path must be a positive integer, got {raw!r}.",
                       [{"path": f"path.{name}", "message": "expected a positive integer"}])
     return int(raw)
