@@ -198,3 +198,42 @@ async def test_admin_endpoints_refuse_non_admins_and_anonymous(api, admin, metho
     assert (await api.call(method, path, **kw)).status == 401
     assert await api.rows("SELECT count(*) FROM activity") == before
     assert (await api.get("/api/v1/account", who=admin)).status == 200
+
+
+async def test_rights_never_outlive_the_stage_pipeline_or_field_they_name(api, admin):
+    """Ids of a deleted stage, pipeline or custom field are reused by SQLite for the next one. A right
+    that named the old one must not silently apply to the new one: a stage right of view A on a
+    deleted "Queue" stage would otherwise open every lead of a new "VIP" stage to the whole role."""
+    r = await api.post("/api/v1/pipelines", {"name": "Sales", "stages": ["In", "Queue"]}, who=admin)
+    pipeline, (inbox_stage, queue) = r.body["id"], [s["id"] for s in r.body["stages"]]
+    field = (await api.post("/api/v1/leads/custom_fields", {"name": "Margin", "type": "number"}, who=admin)).body["id"]
+    rights = {**SALES, "stage_rights": [{"pipeline_id": pipeline, "stage_id": queue, "view": "A", "edit": "D",
+                                         "delete": "D"}],
+              "field_rights": [{"entity": "leads", "field_id": field, "access": "hidden"}]}
+    role = (await api.post("/api/v1/roles", {"name": "Sales", "rights": rights}, who=admin)).body["id"]
+    maria = await api.add_user(admin, "Maria", role_id=role)
+    own = await api.add_user(admin, "Olga", rights=rights)
+
+    assert (await api.delete(f"/api/v1/pipelines/{pipeline}/stages/{queue}", who=admin)).status == 204
+    assert (await api.delete(f"/api/v1/leads/custom_fields/{field}", who=admin)).status == 204
+    vip = (await api.post(f"/api/v1/pipelines/{pipeline}/stages", {"name": "VIP"}, who=admin)).body["id"]
+    new_field = (await api.post("/api/v1/leads/custom_fields", {"name": "Notes", "type": "text"}, who=admin)).body["id"]
+    lead = (await api.post("/api/v1/leads", {"name": "Big one", "stage_id": vip, "custom_fields": {str(new_field): "x"}},
+                           who=admin)).body["id"]
+    for who in (maria, own):
+        assert (await api.get(f"/api/v1/leads/{lead}", who=who)).status == 404
+    role_rights = (await api.get(f"/api/v1/roles/{role}", who=admin)).body["rights"]
+    assert role_rights["stage_rights"] == [] and role_rights["field_rights"] == []
+    olga = (await api.get(f"/api/v1/users/{own.user_id}", who=admin)).body["rights"]
+    assert olga["stage_rights"] == [] and olga["field_rights"] == []
+    # the new field is not hidden from them on a lead they may see
+    mine = (await api.post("/api/v1/leads", {"name": "Mine", "stage_id": inbox_stage, "responsible_user_id": maria.user_id,
+                                             "custom_fields": {str(new_field): "y"}}, who=admin)).body["id"]
+    assert (await api.get(f"/api/v1/leads/{mine}", who=maria)).body["custom_fields"] == {str(new_field): "y"}
+
+    assert (await api.delete(f"/api/v1/leads/{lead}", who=admin)).status == 204
+    assert (await api.delete(f"/api/v1/leads/{mine}", who=admin)).status == 204
+    other = (await api.post("/api/v1/pipelines", {"name": "Other", "stages": ["A"]}, who=admin)).body["id"]
+    await api.patch(f"/api/v1/roles/{role}", {"rights": {**SALES, "pipeline_access": {str(other): False}}}, who=admin)
+    assert (await api.delete(f"/api/v1/pipelines/{other}", who=admin)).status == 204
+    assert (await api.get(f"/api/v1/roles/{role}", who=admin)).body["rights"]["pipeline_access"] == {}

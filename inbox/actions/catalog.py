@@ -7,9 +7,11 @@ from typing import Any
 from ..api.problems import conflict, not_found
 from ..store import activity, events
 from ..store import catalog as rows
+from ..store import users as user_rows
 from ..store.db import Database, Tx
 from .context import Actor
 from .fields import field_defs
+from .people import access_changed
 
 
 async def _log(tx: Tx, actor: Actor, type_: str, object_type: str, object_id: int, data: dict) -> None:
@@ -51,6 +53,13 @@ async def do_update_pipeline(db: Database, actor: Actor, pipeline_id: int, chang
     await db.write(job)
 
 
+async def _forget(tx: Tx, actor: Actor, **named) -> None:
+    """Rights that named what was just deleted lose that entry (see ``forget_in_rights``); open
+    websockets reload rights before the next event, as after any rights change (rule 13)."""
+    if await user_rows.forget_in_rights(tx, **named):
+        await access_changed(tx, actor, None)
+
+
 async def do_delete_pipeline(db: Database, actor: Actor, pipeline_id: int) -> None:
     async def job(tx: Tx) -> None:
         before = await rows.get_pipeline(tx, pipeline_id)
@@ -64,6 +73,7 @@ async def do_delete_pipeline(db: Database, actor: Actor, pipeline_id: int) -> No
             raise conflict(f"{feeding} chat channel(s) put new leads in this pipeline; delete them first (or keep "
                            "the pipeline).", channels=feeding)
         await rows.delete_pipeline(tx, pipeline_id)
+        await _forget(tx, actor, pipeline_id=pipeline_id)
         await _log(tx, actor, "pipeline.deleted", "pipeline", pipeline_id, {"before": {"name": before["name"]}})
 
     await db.write(job)
@@ -108,6 +118,7 @@ async def do_delete_stage(db: Database, actor: Actor, pipeline_id: int, stage_id
         if await tx.fetchval("SELECT count(*) FROM stages WHERE pipeline_id = ?", (pipeline_id,)) == 1:
             raise conflict("A pipeline keeps at least one stage; delete the pipeline instead.")
         await rows.delete_stage(tx, stage_id)
+        await _forget(tx, actor, stage_id=stage_id)
         await _log(tx, actor, "stage.deleted", "stage", stage_id, {"before": stage_json(before)})
 
     await db.write(job)
@@ -147,6 +158,7 @@ async def do_delete_field(db: Database, actor: Actor, entity: str, field_id: int
         if row is None:
             raise not_found("custom field")
         cleared = await rows.delete_field(tx, entity, field_id)
+        await _forget(tx, actor, field=(entity, field_id))
         await _log(tx, actor, "field.deleted", "field", field_id,
                    {"entity": entity, "before": field_defs([row])[field_id], "values_cleared": cleared})
         return cleared

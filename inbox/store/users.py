@@ -196,6 +196,29 @@ COMEMBERS = ("SELECT DISTINCT b.user_id FROM group_members a JOIN group_members 
              " ON a.group_id = b.group_id WHERE a.user_id = :uid")
 
 
+async def forget_in_rights(tx: Tx, *, pipeline_id: int | None = None, stage_id: int | None = None,
+                           field: tuple[str, int] | None = None) -> int:
+    """Drop what names a deleted pipeline, stage or custom field from every stored rights object
+    (roles, and users' own rights). SQLite gives a deleted row's id to the next row, so an entry left
+    behind would silently apply to a new stage or field: a stage right of view A on a deleted stage
+    would open every lead of the next stage created. Returns how many rights objects changed."""
+    changed = 0
+    for table in ("roles", "users"):
+        for row_id, text in await tx.fetchall(f"SELECT id, rights FROM {table} WHERE rights IS NOT NULL"):
+            data = orjson.loads(text)
+            stage_rights = [sr for sr in data.get("stage_rights") or ()
+                            if sr["stage_id"] != stage_id and sr["pipeline_id"] != pipeline_id]
+            access = {k: v for k, v in (data.get("pipeline_access") or {}).items() if k != str(pipeline_id)}
+            fields = [fr for fr in data.get("field_rights") or () if (fr["entity"], int(fr["field_id"])) != field]
+            if (stage_rights, access, fields) == (data.get("stage_rights") or [], data.get("pipeline_access") or {},
+                                                  data.get("field_rights") or []):
+                continue
+            data.update(stage_rights=stage_rights, pipeline_access=access, field_rights=fields)
+            await tx.execute(f"UPDATE {table} SET rights = ? WHERE id = ?", (orjson.dumps(data).decode(), row_id))
+            changed += 1
+    return changed
+
+
 async def rights_sources(db: Database | Tx, user_id: int) -> list:
     return await db.fetchall(RIGHTS_SOURCES, {"uid": user_id})
 
