@@ -237,3 +237,17 @@ async def test_rights_never_outlive_the_stage_pipeline_or_field_they_name(api, a
     await api.patch(f"/api/v1/roles/{role}", {"rights": {**SALES, "pipeline_access": {str(other): False}}}, who=admin)
     assert (await api.delete(f"/api/v1/pipelines/{other}", who=admin)).status == 204
     assert (await api.get(f"/api/v1/roles/{role}", who=admin)).body["rights"]["pipeline_access"] == {}
+
+
+async def test_a_deleted_stage_pipeline_or_field_id_is_never_given_out_again(api, admin):
+    r = await api.post("/api/v1/pipelines", {"name": "Sales", "stages": ["In", "Queue"]}, who=admin)
+    pipeline, queue = r.body["id"], r.body["stages"][-1]["id"]
+    field = (await api.post("/api/v1/leads/custom_fields", {"name": "Margin", "type": "number"}, who=admin)).body["id"]
+    assert (await api.delete(f"/api/v1/pipelines/{pipeline}/stages/{queue}", who=admin)).status == 204
+    assert (await api.delete(f"/api/v1/leads/custom_fields/{field}", who=admin)).status == 204
+    stage = (await api.post(f"/api/v1/pipelines/{pipeline}/stages", {"name": "VIP"}, who=admin)).body["id"]
+    new_field = (await api.post("/api/v1/contacts/custom_fields", {"name": "Notes", "type": "text"}, who=admin)).body["id"]
+    assert stage > queue and new_field > field
+    assert (await api.delete(f"/api/v1/pipelines/{pipeline}", who=admin)).status == 204   # its stages go too
+    again = (await api.post("/api/v1/pipelines", {"name": "Sales", "stages": ["In"]}, who=admin)).body
+    assert again["id"] > pipeline and again["stages"][0]["id"] > stage

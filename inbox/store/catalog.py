@@ -36,9 +36,15 @@ async def first_stage(db: Database | Tx, pipeline_id: int):
     return await db.fetchone("SELECT * FROM stages WHERE pipeline_id = ? ORDER BY sort, id LIMIT 1", (pipeline_id,))
 
 
+def _fresh_id(table: str) -> str:
+    """The next id of ``table`` above every id it ever gave out (migration 0009), as an SQL expression."""
+    return (f"max(coalesce((SELECT max(id) FROM {table}), 0),"
+            f" coalesce((SELECT last FROM retired_ids WHERE name = '{table}'), 0)) + 1")
+
+
 async def insert_pipeline(tx: Tx, name: str, sort: int, now: float) -> int:
-    return await tx.insert("INSERT INTO pipelines (name, sort, created_at, updated_at) VALUES (?,?,?,?)",
-                           (name, sort, now, now))
+    return await tx.insert(f"INSERT INTO pipelines (id, name, sort, created_at, updated_at)"
+                           f" VALUES ({_fresh_id('pipelines')},?,?,?,?)", (name, sort, now, now))
 
 
 async def update_pipeline(tx: Tx, pipeline_id: int, changes: dict, now: float) -> None:
@@ -49,7 +55,8 @@ async def update_pipeline(tx: Tx, pipeline_id: int, changes: dict, now: float) -
 
 
 async def insert_stage(tx: Tx, pipeline_id: int, name: str, sort: int) -> int:
-    return await tx.insert("INSERT INTO stages (pipeline_id, name, sort) VALUES (?,?,?)", (pipeline_id, name, sort))
+    return await tx.insert(f"INSERT INTO stages (id, pipeline_id, name, sort) VALUES ({_fresh_id('stages')},?,?,?)",
+                           (pipeline_id, name, sort))
 
 
 async def update_stage(tx: Tx, stage_id: int, changes: dict) -> None:
@@ -92,8 +99,8 @@ async def get_field(db: Database | Tx, entity: str, field_id: int):
 
 
 async def insert_field(tx: Tx, entity: str, name: str, type_: str, options: list[str], sort: int, now: float) -> int:
-    return await tx.insert("INSERT INTO custom_fields (entity, name, type, options, sort, created_at)"
-                           " VALUES (?,?,?,?,?,?)", (entity, name, type_, orjson.dumps(options).decode(), sort, now))
+    return await tx.insert("INSERT INTO custom_fields (id, entity, name, type, options, sort, created_at)"
+                           f" VALUES ({_fresh_id('custom_fields')},?,?,?,?,?,?)", (entity, name, type_, orjson.dumps(options).decode(), sort, now))
 
 
 async def update_field(tx: Tx, field_id: int, changes: dict) -> None:
