@@ -9,6 +9,7 @@ import getpass
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from auth.passwords import Hasher
@@ -65,6 +66,27 @@ async def _freeze_startup_objects(app) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
+    gc.callbacks.append(_GcWatch())
+
+
+class _GcWatch:
+    """Logs every collection that stops the loop for 5 ms or more (a full one, usually): such a pause
+    delays every delivery in flight, so it should be visible in the logs rather than guessed at."""
+
+    SLOW = 0.005
+
+    def __init__(self) -> None:
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        took = time.perf_counter() - self.started
+        if took >= self.SLOW:
+            log.warning("slow garbage collection", extra={"generation": info["generation"],
+                                                           "ms": round(took * 1000, 1),
+                                                           "collected": info["collected"]})
 
 
 def cmd_init(args: argparse.Namespace) -> int:
