@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import json
 import random
@@ -491,3 +492,23 @@ async def test_tasks_reach_exactly_who_may_see_them_and_a_reassigned_task_is_wit
             assert shown["text"] == "call maria's client" and shown["responsible_user_id"] == tom.user_id
     resumed = await connect(api, maria, last_event_id=start)
     assert tasks_of(await resumed.until(is_sentinel)) == expected["maria"]
+
+
+async def test_a_closed_websocket_is_freed_without_the_cyclic_collector(api, admin):
+    """A websocket that ends must not leave its server objects in a reference cycle: only a full
+    collection frees those, and a full collection stops the loop for every open socket (35 ms with
+    1,000 in the fan-out bench). aiohttp keeps the heartbeat callback on the connection's protocol;
+    the handler drops it."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(5):
+            client = await connect(api, admin)
+            await client.ws.close()
+        await asyncio.sleep(0.1)
+        gc.collect()
+        kinds = {type(o).__qualname__ for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not kinds & {"RequestHandler", "WebSocketResponse", "Request", "Connection"}, kinds
