@@ -12,7 +12,7 @@ Everything here is pure: no I/O, no clock. The JSON shape is validated in ``auth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
@@ -111,6 +111,18 @@ class Rights:
             stage_rights=_frozen({k: v.clamped() for k, v in self.stage_rights.items()}),
             pipeline_access=self.pipeline_access,
             field_rights=self.field_rights,
+        )
+
+    def without(self, *, pipeline_id: int | None = None, stage_id: int | None = None,
+                field: tuple[str, int] | None = None) -> "Rights":
+        """These rights with no entry naming that pipeline (its access and its stages' rights), stage
+        or custom field: what a rights object keeps once the thing it names is deleted."""
+        return replace(
+            self,
+            stage_rights=_frozen({(p, s): r for (p, s), r in self.stage_rights.items()
+                                  if p != pipeline_id and s != stage_id}),
+            pipeline_access=_frozen({p: ok for p, ok in self.pipeline_access.items() if p != pipeline_id}),
+            field_rights=_frozen({key: acc for key, acc in self.field_rights.items() if key != field}),
         )
 
     # --- JSON shape (SPEC section 2), the same for users, roles and responses ---

@@ -6,6 +6,8 @@ from typing import Any, Iterable
 
 import orjson
 
+from auth.rights import Rights
+
 from .db import Database, Tx
 
 USER_COLUMNS = ("email", "name", "avatar", "password_hash", "is_admin", "is_active", "is_partner", "role_id", "rights")
@@ -205,17 +207,12 @@ async def forget_in_rights(tx: Tx, *, pipeline_id: int | None = None, stage_id: 
     changed = 0
     for table in ("roles", "users"):
         for row_id, text in await tx.fetchall(f"SELECT id, rights FROM {table} WHERE rights IS NOT NULL"):
-            data = orjson.loads(text)
-            stage_rights = [sr for sr in data.get("stage_rights") or ()
-                            if sr["stage_id"] != stage_id and sr["pipeline_id"] != pipeline_id]
-            access = {k: v for k, v in (data.get("pipeline_access") or {}).items() if k != str(pipeline_id)}
-            fields = [fr for fr in data.get("field_rights") or () if (fr["entity"], int(fr["field_id"])) != field]
-            if (stage_rights, access, fields) == (data.get("stage_rights") or [], data.get("pipeline_access") or {},
-                                                  data.get("field_rights") or []):
-                continue
-            data.update(stage_rights=stage_rights, pipeline_access=access, field_rights=fields)
-            await tx.execute(f"UPDATE {table} SET rights = ? WHERE id = ?", (orjson.dumps(data).decode(), row_id))
-            changed += 1
+            rights = Rights.from_json(orjson.loads(text))
+            kept = rights.without(pipeline_id=pipeline_id, stage_id=stage_id, field=field)
+            if kept != rights:
+                await tx.execute(f"UPDATE {table} SET rights = ? WHERE id = ?",
+                                 (orjson.dumps(kept.to_json()).decode(), row_id))
+                changed += 1
     return changed
 
 
