@@ -21,7 +21,7 @@ from ..store.db import Database, Tx
 from .chats import emit_message, facts_on_channel
 from .context import Actor
 from .media import insert_media
-from .records import emit_lead, new_lead_card
+from .records import check_user, emit_lead, new_lead_card
 
 
 def new_secret() -> str:
@@ -50,10 +50,7 @@ async def do_create_channel(db: Database, sealer: Sealer, actor: Actor, *, name:
             raise invalid(f"pipeline {pipeline_id} does not exist or has no stages",
                           [{"path": "pipeline_id", "message": "unknown pipeline"}])
         owner = responsible_user_id or actor.user_id
-        if not await tx.fetchval("SELECT is_active FROM users WHERE id = ?", (owner,)):
-            raise invalid(f"responsible_user_id: no active user with id {owner}; the channel's contacts and leads "
-                          "are theirs, so give an existing, enabled user",
-                          [{"path": "responsible_user_id", "message": f"no active user with id {owner}"}])
+        await check_user(tx, owner)  # the channel's contacts and leads will be theirs
         cid = await tx.insert("INSERT INTO channels (name, pipeline_id, responsible_user_id, secret_sealed, created_at,"
                               " updated_at) VALUES (?,?,?,?,?,?)", (name, pipeline_id, owner, sealer.seal(secret),
                                                                    actor.now, actor.now))

@@ -102,7 +102,7 @@ def _require(subject: Subject, entity: str, action: str, record: dict[str, Any])
 
 # --- checks shared by writes ---
 
-async def _check_user(tx: Tx, user_id: int, path: str = "responsible_user_id") -> None:
+async def check_user(tx: Tx, user_id: int, path: str = "responsible_user_id") -> None:
     row = await tx.fetchone("SELECT is_active FROM users WHERE id = ?", (user_id,))
     if row is None or not row[0]:
         raise _bad(path, f"no active user with id {user_id}")
@@ -221,7 +221,7 @@ async def do_create_lead(db: Database, actor: Actor, subject: Subject, data: dic
         if not subject.can_add_lead(pipeline_id):
             raise forbidden(f"You may not add leads to pipeline {pipeline_id}.")
         responsible = data.get("responsible_user_id") or subject.user_id
-        await _check_user(tx, responsible)
+        await check_user(tx, responsible)
         contact_ids = sorted(set(data.get("contact_ids") or []))
         await _check_link(tx, subject, "contacts", contact_ids, "contact_ids")
         if data.get("company_id") is not None:
@@ -253,7 +253,7 @@ async def do_update_lead(db: Database, actor: Actor, subject: Subject, lead_id: 
                 raise forbidden(f"You may not move this lead to stage {s} of pipeline {p}.")
             new.update(pipeline_id=p, stage_id=s)
         if "responsible_user_id" in changes:
-            await _check_user(tx, changes["responsible_user_id"])
+            await check_user(tx, changes["responsible_user_id"])
             new["responsible_user_id"] = changes["responsible_user_id"]
         for key in ("name", "price"):
             if key in changes:
@@ -321,7 +321,7 @@ async def do_subscribe(db: Database, actor: Actor, subject: Subject, lead_id: in
             raise forbidden("Only users who may edit this lead can change other users' subscriptions.")
         subscribers_before = await rows.subscribers(tx, lead_id)
         if add:
-            await _check_user(tx, user_id, "user_id")
+            await check_user(tx, user_id, "user_id")
             changed = await rows.subscribe(tx, lead_id, user_id, actor.now)
         else:
             changed = await rows.unsubscribe(tx, lead_id, user_id)
@@ -349,7 +349,7 @@ async def do_create_party(db: Database, actor: Actor, subject: Subject, entity: 
         if not subject.can_entity(entity, "add", 0):
             raise forbidden(f"You may not add {entity}.")
         responsible = data.get("responsible_user_id") or subject.user_id
-        await _check_user(tx, responsible)
+        await check_user(tx, responsible)
         if data.get("company_id") is not None:
             await _check_link(tx, subject, "companies", [data["company_id"]], "company_id")
         defs = (await load_defs(tx))[entity]
@@ -375,7 +375,7 @@ async def do_update_party(db: Database, actor: Actor, subject: Subject, entity: 
         _require(subject, entity, "edit", record)
         new = {k: v for k, v in changes.items() if k in rows.COLUMNS[entity] and k != "custom"}
         if "responsible_user_id" in new:
-            await _check_user(tx, new["responsible_user_id"])
+            await check_user(tx, new["responsible_user_id"])
         if new.get("company_id") is not None and new["company_id"] != record.get("company_id"):
             await _check_link(tx, subject, "companies", [new["company_id"]], "company_id")
         if "custom_fields" in changes:
@@ -431,7 +431,7 @@ async def emit_task(tx: Tx, actor: Actor, type_: str, task_id: int, *, before: d
 async def do_create_task(db: Database, actor: Actor, subject: Subject, data: dict[str, Any]) -> int:
     async def job(tx: Tx) -> int:
         responsible = data.get("responsible_user_id") or subject.user_id
-        await _check_user(tx, responsible)
+        await check_user(tx, responsible)
         if not subject.can_task("edit", responsible):
             raise forbidden("Your task rights do not cover tasks for this user.")
         await _check_task_target(tx, subject, data.get("entity_type"), data.get("entity_id"))
@@ -451,7 +451,7 @@ async def do_update_task(db: Database, actor: Actor, subject: Subject, task_id: 
         task = await require_visible(tx, subject, "tasks", task_id)
         _require(subject, "tasks", "edit", task)
         if "responsible_user_id" in changes:
-            await _check_user(tx, changes["responsible_user_id"])
+            await check_user(tx, changes["responsible_user_id"])
             if not subject.can_task("edit", changes["responsible_user_id"]):
                 raise forbidden("Your task rights do not cover tasks for that user.")
         if "entity_type" in changes or "entity_id" in changes:
