@@ -302,7 +302,7 @@ async def do_delete(db: Database, actor: Actor, subject: Subject, entity: str, r
             await events.emit(tx, f"{SINGULAR[entity]}.deleted", {"record": record, "actor_id": actor.user_id},
                               actor.now)
         elif entity == "tasks":
-            await emit_task(tx, actor, "task.deleted", record_id, gone=await _task_card(tx, record))
+            await emit_task(tx, actor, "task.deleted", record)
         await rows.delete(tx, entity, record_id)
         await _log(tx, actor, entity, "deleted", record_id, {"before": before})
 
@@ -419,13 +419,12 @@ async def _task_card(tx: Tx, task: dict[str, Any]) -> dict[str, Any]:
     return {"task": task, "attached": attached, "subscribers": subscribers}
 
 
-async def emit_task(tx: Tx, actor: Actor, type_: str, task_id: int, *, before: dict[str, Any] | None = None,
-                    changed: list[str] | None = None, gone: dict[str, Any] | None = None) -> None:
-    """``task.created`` / ``task.updated`` with the task as it is now (``before``: the card before
-    the change, so a reader who loses sight of the task learns it), ``task.deleted`` with ``gone``."""
-    card = gone if gone is not None else await _task_card(tx, await rows.get(tx, "tasks", task_id))
-    await events.emit(tx, type_, {**card, "before": before, "changed": changed or [], "actor_id": actor.user_id},
-                      actor.now)
+async def emit_task(tx: Tx, actor: Actor, type_: str, task: dict[str, Any], *,
+                    before: dict[str, Any] | None = None, changed: list[str] | None = None) -> None:
+    """A task event with ``task`` as it is now (as it was, for ``task.deleted``); ``before`` is the
+    card before an update, so a reader who loses sight of the task learns it."""
+    await events.emit(tx, type_, {**await _task_card(tx, task), "before": before, "changed": changed or [],
+                                  "actor_id": actor.user_id}, actor.now)
 
 
 async def do_create_task(db: Database, actor: Actor, subject: Subject, data: dict[str, Any]) -> int:
@@ -440,7 +439,7 @@ async def do_create_task(db: Database, actor: Actor, subject: Subject, data: dic
                   "is_done": data.get("is_done", False)}
         task_id = await rows.insert(tx, "tasks", values, actor.now)
         await _log(tx, actor, "tasks", "created", task_id, {"after": values})
-        await emit_task(tx, actor, "task.created", task_id)
+        await emit_task(tx, actor, "task.created", await rows.get(tx, "tasks", task_id))
         return task_id
 
     return await db.write(job)
@@ -462,7 +461,8 @@ async def do_update_task(db: Database, actor: Actor, subject: Subject, task_id: 
         before = await _task_card(tx, task)
         await rows.update(tx, "tasks", task_id, changes, actor.now)
         await _log(tx, actor, "tasks", "updated", task_id, {"before": b, "after": a})
-        await emit_task(tx, actor, "task.updated", task_id, before=before, changed=sorted(a))
+        await emit_task(tx, actor, "task.updated", await rows.get(tx, "tasks", task_id), before=before,
+                        changed=sorted(a))
 
     await db.write(job)
 

@@ -44,7 +44,8 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         return problem_response(request, problem)
     except RequestPayloadError as exc:
         # The body could not be read as sent (gzip that is not gzip, say): the handler did nothing with it.
-        reason = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "it ended early"
+        lines = str(exc).strip().splitlines()
+        reason = lines[-1].strip() if lines else "it ended early"
         return problem_response(request, Problem(400, "bad-request", "Bad request",
                                                  f"The body could not be read ({reason}). Send it uncompressed, "
                                                  "or compressed as its Content-Encoding header says."))

@@ -100,7 +100,8 @@ async def get_field(db: Database | Tx, entity: str, field_id: int):
 
 async def insert_field(tx: Tx, entity: str, name: str, type_: str, options: list[str], sort: int, now: float) -> int:
     return await tx.insert("INSERT INTO custom_fields (id, entity, name, type, options, sort, created_at)"
-                           f" VALUES ({_fresh_id('custom_fields')},?,?,?,?,?,?)", (entity, name, type_, orjson.dumps(options).decode(), sort, now))
+                           f" VALUES ({_fresh_id('custom_fields')},?,?,?,?,?,?)",
+                           (entity, name, type_, orjson.dumps(options).decode(), sort, now))
 
 
 async def update_field(tx: Tx, field_id: int, changes: dict) -> None:

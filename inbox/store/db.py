@@ -118,11 +118,6 @@ def _connect(path: Path, synchronous: str, *, check_same_thread: bool = True) ->
     return conn
 
 
-def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
-    """One PASSIVE checkpoint: (busy, frames in the WAL, frames copied)."""
-    return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-
-
 def _drive(awaitable: Awaitable[T]) -> T:
     """Run a job's coroutine to completion without an event loop; it must never suspend."""
     steps = awaitable.__await__()
@@ -316,11 +311,12 @@ class Database:
 
     # --- checkpoints ---
 
-    def _checkpoint_round(self) -> tuple[int, int, int]:
+    def _checkpoint_round(self) -> None:
+        """One PASSIVE checkpoint, in the checkpointer's thread, on its own connection."""
         if self._checkpoint_conn is None:
             # check_same_thread off only so close() can close it once the thread is gone.
             self._checkpoint_conn = _connect(self.path, self._synchronous, check_same_thread=False)
-        return _checkpoint(self._checkpoint_conn)
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     async def _run_checkpointer(self) -> None:
         loop = asyncio.get_running_loop()
