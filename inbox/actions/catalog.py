@@ -30,9 +30,14 @@ def stage_json(row) -> dict[str, Any]:
     return {"id": row["id"], "pipeline_id": row["pipeline_id"], "name": row["name"], "sort": row["sort"]}
 
 
-async def do_create_pipeline(db: Database, actor: Actor, *, name: str, sort: int, stages: list[str]) -> int:
+async def do_create_pipeline(db: Database, actor: Actor, *, name: str, sort: int | None,
+                             stages: list[str]) -> int:
     async def job(tx: Tx) -> int:
-        pid = await rows.insert_pipeline(tx, name, sort, actor.now)
+        # Without a place it goes last: the first pipeline is where new leads land by default, and
+        # adding one must not quietly change that.
+        position = sort if sort is not None else await tx.fetchval(
+            "SELECT coalesce(max(sort) + 1, 0) FROM pipelines")
+        pid = await rows.insert_pipeline(tx, name, position, actor.now)
         for i, stage in enumerate(stages):
             await rows.insert_stage(tx, pid, stage, i)
         await _log(tx, actor, "pipeline.created", "pipeline", pid, {"after": {"name": name, "stages": stages}})

@@ -182,7 +182,7 @@ class TaskList(Cursor):
 
 class PipelineIn(Body):
     name: Name
-    sort: Sort = 0
+    sort: Sort | None = None  # None: after the last pipeline (the first one is the default for new leads)
     stages: Annotated[list[Name], Field(min_length=1, max_length=100)]
 
 
