@@ -85,15 +85,20 @@ async def connect(api, who, last_event_id=None, **kw) -> Client:
 
 
 async def setup(api, admin):
-    r = await api.post("/api/v1/pipelines", {"name": "Sales", "stages": ["In", "Won"]}, who=admin)
-    stages = [s["id"] for s in r.body["stages"]]
-    field = (await api.post("/api/v1/leads/custom_fields", {"name": "Budget", "type": "number"}, who=admin)).body["id"]
-    agent = (await api.post("/api/v1/roles", {"name": "Agent", "rights": AGENT}, who=admin)).body["id"]
-    team = (await api.post("/api/v1/roles", {"name": "Team", "rights": TEAM}, who=admin)).body["id"]
+    async def created(path, body) -> dict:
+        r = await api.post(path, body, who=admin)
+        assert r.status == 201, (path, r.status, r.body)
+        return r.body
+
+    pipeline = await created("/api/v1/pipelines", {"name": "Sales", "stages": ["In", "Won"]})
+    stages = [s["id"] for s in pipeline["stages"]]
+    field = (await created("/api/v1/leads/custom_fields", {"name": "Budget", "type": "number"}))["id"]
+    agent = (await created("/api/v1/roles", {"name": "Agent", "rights": AGENT}))["id"]
+    team = (await created("/api/v1/roles", {"name": "Team", "rights": TEAM}))["id"]
     maria = await api.add_user(admin, "Maria", role_id=agent)
     tom = await api.add_user(admin, "Tom", role_id=agent)
     gina = await api.add_user(admin, "Gina", role_id=team)
-    await api.post("/api/v1/groups", {"name": "Team", "user_ids": [tom.user_id, gina.user_id]}, who=admin)
+    await created("/api/v1/groups", {"name": "Team", "user_ids": [tom.user_id, gina.user_id]})
     return stages, field, maria, tom, gina
 
 
@@ -259,11 +264,14 @@ async def test_ending_a_session_closes_its_socket_within_a_second(api, admin, ho
     stages, field, maria, tom, gina = await setup(api, admin)
     m = await connect(api, maria)
     if how == "logout":
-        await api.post("/api/v1/auth/logout", who=maria)
+        r = await api.post("/api/v1/auth/logout", who=maria)
+        assert r.status == 204, r.body
     elif how == "disable":
-        await api.patch(f"/api/v1/users/{maria.user_id}", {"is_active": False}, who=admin)
+        r = await api.patch(f"/api/v1/users/{maria.user_id}", {"is_active": False}, who=admin)
+        assert r.status == 200, r.body
     else:
-        await api.delete(f"/api/v1/users/{maria.user_id}/sessions", who=admin)
+        r = await api.delete(f"/api/v1/users/{maria.user_id}/sessions", who=admin)
+        assert r.status == 200, r.body
     with pytest.raises(websockets.ConnectionClosed) as closed:
         while True:
             await asyncio.wait_for(m.ws.recv(), 1.0)
