@@ -160,9 +160,23 @@ async def _new_sender(tx: Tx, channel, sender: dict[str, Any], now: float):
         "stage_id": stage["id"], "responsible_user_id": channel["responsible_user_id"], "company_id": None,
         "custom": {}}, now)
     await tx.execute("INSERT INTO lead_contacts (lead_id, contact_id) VALUES (?, ?)", (lead["id"], contact["id"]))
-    await emit_lead(tx, Actor(None, "webhook", now), "lead.created", lead["id"], card=new_lead_card(lead, [contact]))
+    await _log_created(tx, channel["id"], "contact", contact, now)
+    await _log_created(tx, channel["id"], "lead", lead, now, contact_ids=[contact["id"]])
+    await emit_lead(tx, Actor(None, WEBHOOK, now), "lead.created", lead["id"], card=new_lead_card(lead, [contact]))
     cid = await chat_rows.insert_conversation(tx, contact["id"], lead["id"], "chat", now, channel["id"])
     conversation = {"id": cid, "lead_id": lead["id"], "contact_id": contact["id"], "lead_row": lead["id"],
                     "lead_pipeline_id": lead["pipeline_id"], "lead_stage_id": lead["stage_id"],
                     "lead_responsible_user_id": lead["responsible_user_id"], "subscribers": "[]"}
     return contact, conversation
+
+
+WEBHOOK = "webhook"  # the ``ip`` of what a webhook did: there is no user, and the channel is in the data
+
+
+async def _log_created(tx: Tx, channel_id: int, kind: str, row: dict[str, Any], now: float, **extra: Any) -> None:
+    """A record made by a delivery is logged like one made over the API (``<kind>.created`` with the
+    record as ``after``), with no actor: an admin filtering by user does not find it under anyone."""
+    after = {k: v for k, v in row.items() if k not in ("id", "created_at", "updated_at", "custom")}
+    after.update(custom_fields=row.get("custom") or {}, **extra)
+    await activity.append(tx, at=now, actor_id=None, ip=WEBHOOK, type=f"{kind}.created", object_type=kind,
+                          object_id=row["id"], data={"after": after, "channel_id": channel_id})
