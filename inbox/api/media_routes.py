@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import quote
 
+import orjson
 from aiohttp import web
 
 from media.links import signature, valid
@@ -13,8 +14,9 @@ from media.sniff import INLINE
 
 from ..actions import media
 from ..keys import CONFIG, DB, MEDIA, SEALER
+from ..store import security as security_rows
 from .common import actor, iso, subject_of
-from .identity import identity
+from .identity import check_gates, identity
 from .problems import Problem, forbidden, invalid
 from .routing import Access, int_id, json_response, registry
 
@@ -66,13 +68,23 @@ async def upload(request: web.Request) -> web.Response:
     return json_response(media_json(row), status=201)
 
 
+# RFC 5987 attr-char beyond what ``quote`` always keeps (letters, digits, "_.-~"). Its default safe
+# "/" is not one: left bare, it makes ``filename*`` invalid, and strict clients drop the name.
+ATTR_CHAR_EXTRA = "!#$&+^`|"
+
+
+def content_disposition(disposition: str, name: str) -> str:
+    """RFC 6266: an ASCII fallback (a quoted-string, one character for each of the name's) and the
+    exact name as an RFC 5987 ``ext-value`` in UTF-8 (checklist 29)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe=ATTR_CHAR_EXTRA)}"
+
+
 def _file_response(request: web.Request, row) -> web.FileResponse:
     path = request.app[MEDIA].path(row["sha256"])
     disposition = "inline" if row["type"] in INLINE else "attachment"
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in row["name"])
-    # RFC 6266: an ASCII fallback and the exact name in UTF-8 (checklist 29).
     headers = {"Content-Type": row["type"], "X-Content-Type-Options": "nosniff",
-               "Content-Disposition": f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(row['name'])}",
+               "Content-Disposition": content_disposition(disposition, row["name"]),
                "Cache-Control": "private, no-store"}
     return web.FileResponse(path, headers=headers)
 
@@ -114,8 +126,10 @@ async def signed_download(request: web.Request) -> web.StreamResponse:
     if not valid(_link_key(request), mid, uid, expires, sig, request.app[CONFIG].clock()):
         raise forbidden("The link is not valid or has expired; ask for a new one.")
     db = request.app[DB]
-    user = await db.fetchone("SELECT is_admin, is_active FROM users WHERE id = ?", (uid,))
+    user = await security_rows.gate_facts(db, uid)
     if user is None or not user["is_active"]:
         raise forbidden("The link is not valid.")
+    # A link is a door like any other: the IP whitelist and required 2FA apply to whoever uses it.
+    check_gates(request, orjson.loads(user["workspace_settings"] or "{}"), has_2fa=bool(user["has_2fa"]))
     subject = await load_subject(db, uid, is_admin=bool(user["is_admin"]))
     return _file_response(request, await media.require_download(db, subject, mid))
