@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import struct
+from . import dimensions
 
 # (magic prefix, offset, MIME type)
 _MAGIC = [
@@ -47,24 +47,9 @@ def extension_mismatch(name: str, kind: str) -> str | None:
 
 
 def pixels(data: bytes, kind: str) -> int | None:
-    """Width x height from the image header, without decoding the image."""
-    try:
-        if kind == "image/png" and data[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", data[16:24])
-            return w * h
-        if kind == "image/gif":
-            w, h = struct.unpack("<HH", data[6:10])
-            return w * h
-        if kind == "image/jpeg":
-            i = 2
-            while i + 9 < len(data):
-                if data[i] != 0xFF:
-                    return None
-                marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
-                if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                    h, w = struct.unpack(">HH", data[i + 5:i + 9])
-                    return w * h
-                i += 2 + length
-    except struct.error:
+    """Width x height of an image served inline (``dimensions.Unmeasurable`` when it cannot be read);
+    None for every other type, which is only ever downloaded."""
+    if kind not in INLINE:
         return None
-    return None
+    width, height = dimensions.size(data, kind)
+    return width * height

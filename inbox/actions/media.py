@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from auth.policy import Subject
+from media.dimensions import Unmeasurable
 from media.sniff import extension_mismatch, pixels, sniff
 from media.storage import MediaStore
 
@@ -25,7 +26,12 @@ def check_file(data: bytes, name: str, *, max_pixels: int) -> str:
     if promised:
         raise Problem(415, "unsupported-media-type", "File type does not match its name",
                       f"{name!r} says {promised}, but its content is {kind}.")
-    count = pixels(data, kind)
+    try:
+        count = pixels(data, kind)
+    except Unmeasurable as exc:  # served inline, so it must be measured: a decoder would trust it
+        raise invalid(f"the {kind} image's size cannot be read ({exc}), so it cannot be checked "
+                      f"against the limit of {max_pixels} pixels",
+                      [{"path": "file", "message": "image size cannot be read"}]) from None
     if count is not None and count > max_pixels:
         raise invalid(f"the image has {count} pixels; the limit is {max_pixels}",
                       [{"path": "file", "message": "too many pixels"}])
