@@ -15,6 +15,7 @@ from ..store import chats as rows
 from ..store import events
 from ..store import records as record_rows
 from ..store.db import Database, Tx
+from . import records
 from .context import Actor
 
 
@@ -52,18 +53,20 @@ async def require_chat(db: Database | Tx, subject: Subject, conversation_id: int
 
 
 async def do_open(db: Database, actor: Actor, subject: Subject, contact_id: int, lead_id: int | None) -> int:
-    """Open a conversation with a contact (optionally on a lead) the agent may reach."""
+    """Open a conversation with a contact, optionally on a lead. Each record named must be one the
+    agent may see, and an unseen one answers exactly as a missing one (rule 14): the lead through a
+    view right or a subscription (rule 5: what reading its chat needs; seeing the contact is not
+    enough, or a message would reach the lead's readers from someone who cannot see the lead); the
+    contact through a view right, or by being on that lead's card (rule 6)."""
 
     async def job(tx: Tx) -> int:
+        lead = await records.visible(tx, subject, "leads", lead_id) if lead_id is not None else None
+        if lead_id is not None and lead is None:
+            raise not_found("lead")
         contact = await record_rows.get(tx, "contacts", contact_id)
-        lead = await record_rows.get(tx, "leads", lead_id) if lead_id else None
-        if contact is None or (lead_id and lead is None):
-            raise invalid("unknown contact or lead", [{"path": "contact_id", "message": "not found"}])
-        facts = {"lead": lead, "contact": contact,
-                 "subscribers": await record_rows.subscribers(tx, lead_id) if lead else []}
-        if not chat_visible(subject, facts):
-            raise invalid("no contact or lead with these ids is visible to you",
-                          [{"path": "contact_id", "message": "not visible"}])
+        on_card = lead is not None and contact_id in (await record_rows.lead_contacts(tx, [lead_id]))[lead_id]
+        if contact is None or not (on_card or subject.can_entity("contacts", "view", contact["responsible_user_id"])):
+            raise not_found("contact")
         return await rows.insert_conversation(tx, contact_id, lead_id, "internal", actor.now)
 
     return await db.write(job)

@@ -1,5 +1,6 @@
-"""/chats: conversations a user may open (admin, a view right on the lead, a subscription to it, or a
-view right on the contact), their messages, agent replies and read marks."""
+"""/chats: conversations a user may read (admin, a view right on the lead, a subscription to it, or a
+view right on the contact), opening one (the lead, if named, seen through a view right or a
+subscription; the contact seen, or on that lead), their messages, agent replies and read marks."""
 
 from __future__ import annotations
 
