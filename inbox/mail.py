@@ -22,11 +22,20 @@ def _ids(value: str | None) -> list[str]:
 
 
 def parse(raw: bytes) -> dict[str, Any]:
+    """The error boundary: the modern header parser runs lazily, on first access to a header, and
+    raises whatever it trips on (``Message-ID: <@>`` is an IndexError), so every read of the message
+    happens inside this one ``try``; anything that escapes it is malformed input, never a 500."""
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
-        sender = getaddresses([str(msg.get("From", ""))])
-    except Exception as exc:  # the parser is lenient; anything it still chokes on is malformed input
-        raise MailError(f"not a parseable message: {exc}") from None
+        return _parse(raw)
+    except MailError:
+        raise
+    except Exception as exc:
+        raise MailError(f"not a parseable message: {type(exc).__name__}: {exc}") from None
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    sender = getaddresses([str(msg.get("From", ""))])
     if not msg.keys() or not sender or "@" not in sender[0][1]:
         raise MailError("the message has no From address; is this an RFC 5322 message?")
     name, address = sender[0]
@@ -35,7 +44,7 @@ def parse(raw: bytes) -> dict[str, Any]:
         message_id = f"<{hashlib.sha256(raw).hexdigest()}@inbox.invalid>"
     try:
         sent = parsedate_to_datetime(str(msg["Date"])).timestamp() if msg.get("Date") else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a bad date is not a reason to refuse the message
         sent = None
     text = html = ""
     try:
