@@ -66,7 +66,8 @@ HUGE = "x" * 100_000
 NO_BODY = object()
 # Logged on purpose when a request is refused (SPEC 3: failed sign-ins and codes leave a trace).
 REFUSALS_LOGGED = {"login.failed", "login.throttled", "login.ip_refused", "login.2fa_failed", "login.2fa_throttled",
-                   "user.password_change_failed", "2fa.confirm_failed", "2fa.disable_failed", "session.expired"}
+                   "user.password_change_failed", "2fa.confirm_failed", "2fa.disable_failed", "2fa.recovery_codes_failed",
+                   "2fa.throttled", "session.expired"}
 SENT: dict[str, int] = {}
 
 

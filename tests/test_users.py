@@ -96,8 +96,10 @@ async def test_duplicate_email_is_a_conflict_case_insensitively(api, admin):
 async def test_disable_refuses_login_and_enable_restores_it(api, admin):
     bob = await api.add_user(admin, "Bob")
     assert (await api.patch(f"/api/v1/users/{bob.user_id}", {"is_active": False}, who=admin)).status == 200
-    r = await api.login(bob.email, bob.password)
-    assert r.status == 401
+    r = await api.login(bob.email, bob.password)  # the right password learns why, so Bob knows whom to ask
+    assert r.status == 403 and r.body["type"].endswith("/account-disabled") and "token" not in r.body
+    r = await api.login(bob.email, "not-his-password")  # a wrong one learns nothing more than for anyone
+    assert r.status == 401 and r.body["detail"] == "The email or password is not correct."
     assert (await api.patch(f"/api/v1/users/{bob.user_id}", {"is_active": True}, who=admin)).status == 200
     assert (await api.login(bob.email, bob.password)).status == 200
 

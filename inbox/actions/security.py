@@ -15,15 +15,17 @@ from typing import Any
 import segno
 
 from auth import totp
+from auth.gates import login_allowed
 from auth.network import address_allowed, parse_allowlist
 from auth.tokens import new_token, token_hash
 
-from ..api.problems import Problem, conflict, invalid, not_found, too_many, unauthorized
+from ..api.problems import Problem, conflict, invalid, ip_refused, not_found, too_many, unauthorized
 from ..config import Config
 from ..sealing import Sealer
 from ..store import activity, events
 from ..store import security as rows
 from ..store import sessions as session_rows
+from ..store import throttle
 from ..store import users as user_rows
 from ..store.db import Database, Tx
 from .context import Actor
@@ -45,21 +47,60 @@ async def _rotate(tx: Tx, actor: Actor, user_id: int, user_agent: str) -> tuple[
 
 
 async def _second_factor(tx: Tx, sealer: Sealer, user_id: int, *, code: str | None, recovery_code: str | None,
-                         now: float) -> str | None:
-    """Check and consume a TOTP code or a recovery code. Returns which one worked, or None."""
+                         now: float, confirming: bool) -> str | None:
+    """Check and consume a TOTP code or a recovery code. Returns which one worked, or None.
+    ``confirming``: check against the enrolment waiting for confirmation, never the confirmed one."""
     row = await rows.totp(tx, user_id)
-    if row is None or row["confirmed_at"] is None:
+    if row is None or (row["confirmed_at"] is None) != confirming:
         return None
     if code:
         step = totp.accepted_step(sealer.open(row["secret_sealed"]), code, now=now, last_step=row["last_step"])
         if step is not None:
             await rows.accept_step(tx, user_id, step)
             return "totp"
-    if recovery_code:
+    if recovery_code and not confirming:
         for r in await rows.unused_recovery_codes(tx, user_id):
             if totp.recovery_matches(recovery_code, r["salt"], r["code_hash"]):
                 return "recovery_code" if await rows.use_recovery_code(tx, r["id"], now) else None
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    used: str | None        # "totp" or "recovery_code" when a factor worked
+    wait: float = 0.0       # > 0: throttled, nothing was checked
+
+
+async def _checked_factor(tx: Tx, sealer: Sealer, config: Config, actor: Actor, user_id: int, *,
+                          code: str | None, recovery_code: str | None, failed: str,
+                          throttled: str = "2fa.throttled", confirming: bool = False) -> Checked:
+    """The one throttled check of a second factor, for every place that checks one (sign-in, confirm,
+    disable, new recovery codes): one budget of wrong codes per user (checklist 13), so a stolen
+    session cannot brute-force 2FA off. Deciding and counting happen in this write job, so parallel
+    guesses are counted one after another: N at once check at most the limit. Returns instead of
+    raising, so the failure row and the log entry commit; the caller raises."""
+    key = f"totp:{user_id}"
+    past = await throttle.failures(tx, key, actor.now - config.login_window_seconds)
+    wait = throttle_delay(past, now=actor.now, limit=config.totp_failure_limit,
+                          max_delay=config.login_max_delay_seconds)
+    if wait > 0:
+        await _log(tx, actor, throttled, user_id)
+        return Checked(None, wait)
+    used = await _second_factor(tx, sealer, user_id, code=code, recovery_code=recovery_code, now=actor.now,
+                                confirming=confirming)
+    if used is None:
+        await throttle.record(tx, (key,), actor.now)
+        await _log(tx, actor, failed, user_id)
+    else:
+        await throttle.clear(tx, key)
+    return Checked(used)
+
+
+def _refused(checked: Checked) -> Problem:
+    if checked.wait > 0:
+        return too_many("Too many wrong codes; wait before trying again.", checked.wait)
+    return Problem(403, "second-factor-failed", "Second factor not accepted",
+                   "The code or recovery code is not correct (a code works only once).")
 
 
 def _new_codes() -> tuple[list[str], list[tuple[str, str]]]:
@@ -95,68 +136,70 @@ async def do_enrol(db: Database, sealer: Sealer, config: Config, actor: Actor, *
             "next": "POST /api/v1/auth/2fa/confirm with a code from the authenticator app"}
 
 
-async def do_confirm(db: Database, sealer: Sealer, actor: Actor, code: str, user_agent: str) -> dict[str, Any]:
+async def do_confirm(db: Database, sealer: Sealer, config: Config, actor: Actor, code: str,
+                     user_agent: str) -> dict[str, Any]:
     codes, hashed = _new_codes()
 
-    async def job(tx: Tx) -> dict[str, Any] | None:
+    async def job(tx: Tx) -> dict[str, Any] | Checked:
         row = await rows.totp(tx, actor.user_id)
         if row is None or row["confirmed_at"] is not None:
             raise conflict("There is no enrolment waiting for confirmation; start one at /auth/2fa/enrol.")
-        step = totp.accepted_step(sealer.open(row["secret_sealed"]), code, now=actor.now, last_step=row["last_step"])
-        if step is None:
-            await _log(tx, actor, "2fa.confirm_failed", actor.user_id)
-            return None
-        await rows.accept_step(tx, actor.user_id, step, confirm_at=actor.now)
+        checked = await _checked_factor(tx, sealer, config, actor, actor.user_id, code=code, recovery_code=None,
+                                        failed="2fa.confirm_failed", confirming=True)
+        if checked.used is None:
+            return checked
+        await rows.confirm_totp(tx, actor.user_id, actor.now)
         await rows.replace_recovery_codes(tx, actor.user_id, hashed)
         token, ended = await _rotate(tx, actor, actor.user_id, user_agent)
         await _log(tx, actor, "2fa.enabled", actor.user_id, {"sessions_ended": ended})
         return {"recovery_codes": codes, "token": token}
 
     result = await db.write(job)
-    if result is None:
+    if isinstance(result, Checked):
+        if result.wait > 0:
+            raise _refused(result)
         raise invalid("The code is not correct; check the authenticator app's clock and try the current code.",
                       [{"path": "code", "message": "wrong or expired code"}])
     return result
 
 
-async def _require_factor(tx: Tx, sealer: Sealer, actor: Actor, code: str | None, recovery: str | None) -> str:
-    used = await _second_factor(tx, sealer, actor.user_id, code=code, recovery_code=recovery, now=actor.now)
-    if used is None:
-        raise Problem(403, "second-factor-failed", "Second factor not accepted",
-                      "The code or recovery code is not correct (a code works only once).")
-    return used
-
-
-async def do_disable(db: Database, sealer: Sealer, actor: Actor, *, code: str | None, recovery_code: str | None,
-                     user_agent: str) -> str:
-    async def job(tx: Tx) -> str:
+async def do_disable(db: Database, sealer: Sealer, config: Config, actor: Actor, *, code: str | None,
+                     recovery_code: str | None, user_agent: str) -> str:
+    async def job(tx: Tx) -> str | Checked:
         row = await rows.totp(tx, actor.user_id)
         if row is None or row["confirmed_at"] is None:
             raise conflict("Two-step verification is not on.")
-        used = await _require_factor(tx, sealer, actor, code, recovery_code)
+        checked = await _checked_factor(tx, sealer, config, actor, actor.user_id, code=code,
+                                        recovery_code=recovery_code, failed="2fa.disable_failed")
+        if checked.used is None:
+            return checked
         await rows.remove_totp(tx, actor.user_id)
         token, ended = await _rotate(tx, actor, actor.user_id, user_agent)
-        await _log(tx, actor, "2fa.disabled", actor.user_id, {"with": used, "sessions_ended": ended})
+        await _log(tx, actor, "2fa.disabled", actor.user_id, {"with": checked.used, "sessions_ended": ended})
         return token
 
-    # A refused factor must still leave a trace: log outside the rolled-back job.
-    try:
-        return await db.write(job)
-    except Problem as problem:
-        if problem.slug == "second-factor-failed":
-            await db.write(lambda tx: _log(tx, actor, "2fa.disable_failed", actor.user_id))
-        raise
+    result = await db.write(job)
+    if isinstance(result, Checked):
+        raise _refused(result)
+    return result
 
 
-async def do_new_recovery_codes(db: Database, sealer: Sealer, actor: Actor, code: str) -> list[str]:
+async def do_new_recovery_codes(db: Database, sealer: Sealer, config: Config, actor: Actor, code: str) -> list[str]:
     codes, hashed = _new_codes()
 
-    async def job(tx: Tx) -> None:
-        await _require_factor(tx, sealer, actor, code, None)
-        await rows.replace_recovery_codes(tx, actor.user_id, hashed)
-        await _log(tx, actor, "2fa.recovery_codes_replaced", actor.user_id)
+    async def job(tx: Tx) -> Checked:
+        if not await rows.enrolled(tx, actor.user_id):
+            raise conflict("Two-step verification is not on; there are no recovery codes to replace.")
+        checked = await _checked_factor(tx, sealer, config, actor, actor.user_id, code=code, recovery_code=None,
+                                        failed="2fa.recovery_codes_failed")
+        if checked.used is not None:
+            await rows.replace_recovery_codes(tx, actor.user_id, hashed)
+            await _log(tx, actor, "2fa.recovery_codes_replaced", actor.user_id)
+        return checked
 
-    await db.write(job)
+    checked = await db.write(job)
+    if checked.used is None:
+        raise _refused(checked)
     return codes
 
 
@@ -188,33 +231,30 @@ async def do_second_factor(db: Database, sealer: Sealer, config: Config, *, chal
     if found is None or found["expires_at"] < now:
         raise unauthorized("The sign-in challenge has expired or was already used; sign in again.")
     uid = found["user_id"]
-    key = f"totp:{uid}"
-    since = now - config.login_window_seconds
-    failures = [r[0] for r in await db.fetchall("SELECT at FROM login_failures WHERE key = ? AND at >= ?",
-                                                (key, since))]
-    wait = throttle_delay(failures, now=now, limit=config.totp_failure_limit, max_delay=config.login_max_delay_seconds)
     actor = Actor(uid, ip, now)
-    if wait > 0:  # checklist 13: a million guesses would take years
-        await db.write(lambda tx: _log(tx, actor, "login.2fa_throttled", uid))
-        raise too_many("Too many wrong codes; wait before trying again.", wait)
+    if not login_allowed(await rows.settings(db), ip):
+        # Both steps of signing in are gated by the whitelist (SPEC 3), whichever address the first came from.
+        await db.write(lambda tx: _log(tx, actor, "login.ip_refused", uid, {"step": "second factor"}))
+        raise ip_refused(ip)
     token = new_token()
 
-    async def job(tx: Tx) -> int | None:
-        used = await _second_factor(tx, sealer, uid, code=code, recovery_code=recovery_code, now=now)
-        if used is None:
-            await tx.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now))
-            await _log(tx, actor, "login.2fa_failed", uid)
-            return None
-        await rows.drop_challenge(tx, found["id"], now)
-        await tx.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+    async def job(tx: Tx) -> int | Checked:
+        checked = await _checked_factor(tx, sealer, config, actor, uid, code=code, recovery_code=recovery_code,
+                                        failed="login.2fa_failed", throttled="login.2fa_throttled")
+        if checked.used is None:
+            return checked
+        if not await rows.drop_challenge(tx, found["id"], now):
+            return Checked(None)  # a parallel request used this challenge first
         sid = await session_rows.insert_session(tx, user_id=uid, token_hash=token_hash(token), user_agent=user_agent,
                                                 ip=ip, now=now)
         await activity.append(tx, at=now, actor_id=uid, ip=ip, type="login.ok", object_type="session", object_id=sid,
-                              data={"user_agent": user_agent[:200], "second_factor": used})
+                              data={"user_agent": user_agent[:200], "second_factor": checked.used})
         return sid
 
     sid = await db.write(job)
-    if sid is None:
+    if isinstance(sid, Checked):
+        if sid.wait > 0:
+            raise _refused(sid)
         raise unauthorized("The code is not correct (a code works only once).")
     return SecondStep(token, sid, uid)
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from auth.network import address_allowed, parse_allowlist
+from auth.gates import login_allowed
 from auth.passwords import Hasher
 from auth.tokens import new_token, token_hash
 
-from ..api.problems import Problem, not_found, too_many, unauthorized
+from ..api.problems import Problem, ip_refused, not_found, too_many, unauthorized
 from ..config import Config
 from ..store import activity
 from ..store import security as security_rows
 from ..store import sessions as session_rows
+from ..store import throttle
 from ..store import users as user_rows
 from ..store.db import Database, Tx
 from .context import Actor
@@ -39,8 +41,13 @@ def throttle_delay(failures: list[float], *, now: float, limit: int, max_delay: 
     return max(0.0, max(failures) + delay - now)
 
 
-async def _failures(db: Database, key: str, since: float) -> list[float]:
-    return [r[0] for r in await db.fetchall("SELECT at FROM login_failures WHERE key = ? AND at >= ?", (key, since))]
+def attempted(email: str, target) -> dict[str, str]:
+    """What a refused sign-in logs of the identifier typed: the address when it names an account,
+    otherwise only a digest, because people type passwords into the email field and the activity
+    log must never hold a secret (checklist 30)."""
+    if target is not None:
+        return {"email": email}
+    return {"email_sha256": hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]}
 
 
 async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, password: str, ip: str,
@@ -48,39 +55,47 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
     now = config.clock()
     policy = await security_rows.settings(db)
     # Refused and throttled attempts name the account they aimed at, so the log filters by user.
-    target = await user_rows.get_user_by_email(db, email)
-    target_id = target["id"] if target else None
-    if not address_allowed(ip, parse_allowlist(e["cidr"] for e in policy.get("ip_whitelist", ()))):
+    user = await user_rows.get_user_by_email(db, email)
+    target_id = user["id"] if user else None
+    typed = attempted(email, user)
+    if not login_allowed(policy, ip):
         # The whitelist always gates login (SPEC 3), before any password is looked at.
         await db.write(lambda tx: activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.ip_refused",
-                                                  data={"email": email}))
-        raise Problem(403, "ip-not-allowed", "Address not allowed",
-                      f"Sign-in from {ip} is not allowed by the workspace IP whitelist.")
+                                                  data=typed))
+        raise ip_refused(ip)
     since = now - config.login_window_seconds
     account_key, ip_key = f"email:{email.lower()}", f"ip:{ip}"
-    # Throttle per account (whatever the source address) and per address (checklist 10).
-    wait = max(
-        throttle_delay(await _failures(db, account_key, since), now=now, limit=config.login_account_limit,
-                       max_delay=config.login_max_delay_seconds),
-        throttle_delay(await _failures(db, ip_key, since), now=now, limit=config.login_ip_limit,
-                       max_delay=config.login_max_delay_seconds),
-    )
+
+    async def reserve(tx: Tx) -> tuple[float, list[int]]:
+        """Throttle per account (whatever the source address) and per address (checklist 10), deciding
+        and counting in one step: the attempt counts as a failure before its password is checked, so N
+        parallel attempts check at most the limit. A right password takes its reservation back."""
+        wait = max(
+            throttle_delay(await throttle.failures(tx, account_key, since), now=now,
+                           limit=config.login_account_limit, max_delay=config.login_max_delay_seconds),
+            throttle_delay(await throttle.failures(tx, ip_key, since), now=now,
+                           limit=config.login_ip_limit, max_delay=config.login_max_delay_seconds),
+        )
+        if wait > 0:
+            await activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.throttled", data=typed)
+            return wait, []
+        return 0.0, await throttle.record(tx, (account_key, ip_key), now)
+
+    wait, reserved = await db.write(reserve)
     if wait > 0:
-        await db.write(lambda tx: activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.throttled",
-                                                  data={"email": email}))
         raise too_many("Too many failed sign-in attempts; wait before trying again, or ask an administrator "
                        "to reset the password.", wait)
 
-    user = await user_rows.get_user_by_email(db, email)
     ok = await hasher.verify(user["password_hash"] if user else None, password)
     if not ok or not user["is_active"]:
-        async def fail(tx: Tx) -> None:
-            await tx.executemany("INSERT INTO login_failures (key, at) VALUES (?, ?)",
-                                 [(account_key, now), (ip_key, now)])
-            await tx.execute("DELETE FROM login_failures WHERE at < ?", (since,))
-            await activity.append(tx, at=now, actor_id=user["id"] if user else None, ip=ip, type="login.failed",
-                                  data={"email": email, "reason": "disabled" if ok else "bad credentials"})
+        async def fail(tx: Tx) -> None:  # the reservation stays: it was a failure
+            await throttle.prune(tx, since)
+            await activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.failed",
+                                  data={**typed, "reason": "disabled" if ok else "bad credentials"})
         await db.write(fail)
+        if ok:  # the right password proves who is asking: say why, so they know whom to ask
+            raise Problem(403, "account-disabled", "Account disabled",
+                          "This account is disabled; ask an administrator to enable it.")
         raise unauthorized(BAD_LOGIN)
 
     new_hash = await hasher.hash(password) if hasher.needs_rehash(user["password_hash"]) else None
@@ -91,7 +106,8 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
             await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, user["id"]))
         if old_token:  # a new login rotates the token: the one sent with it stops working (checklist 5)
             await tx.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash(old_token),))
-        await tx.execute("DELETE FROM login_failures WHERE key = ?", (account_key,))
+        await throttle.take_back(tx, reserved)
+        await throttle.clear(tx, account_key)
         if await tx.fetchval("SELECT confirmed_at IS NOT NULL FROM user_totp WHERE user_id = ?", (user["id"],)):
             # Password right, second factor pending: a short-lived challenge, no session yet.
             await security_rows.insert_challenge(tx, token_hash=token_hash(token), user_id=user["id"], ip=ip,
@@ -151,7 +167,7 @@ async def do_set_password(db: Database, hasher: Hasher, actor: Actor, user_id: i
         await tx.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
                          (encoded, actor.now, user_id))
         ended = await session_rows.delete_user_sessions(tx, user_id)
-        await tx.execute("DELETE FROM login_failures WHERE key = ?", (f"email:{row['email'].lower()}",))
+        await throttle.clear(tx, f"email:{row['email'].lower()}")
         if token:
             await session_rows.insert_session(tx, user_id=user_id, token_hash=token_hash(token),
                                               user_agent=user_agent, ip=actor.ip, now=actor.now)

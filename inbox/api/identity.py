@@ -8,13 +8,14 @@ import orjson
 
 from aiohttp import web
 
-from auth.network import client_address, parse_allowlist
+from auth.gates import Refusal, refusal
+from auth.network import client_address
 from auth.tokens import csrf_ok, session_expired, token_hash
 
 from ..keys import CONFIG, DB
 from ..store import activity
 from ..store import sessions as session_rows
-from .problems import forbidden, unauthorized
+from .problems import Problem, forbidden, unauthorized
 
 COOKIE = "inbox_session"
 CSRF_COOKIE = "inbox_csrf"
@@ -128,6 +129,20 @@ async def identify(request: web.Request, token: str, via_cookie: bool) -> Identi
                     bool(row["has_2fa"]), orjson.loads(row["workspace_settings"] or "{}"), source_rows, comembers)
 
 
-def allowlist(policy: dict) -> tuple:
-    """The workspace IP whitelist as networks (stored normalised, so parsing cannot fail)."""
-    return parse_allowlist(e["cidr"] for e in policy.get("ip_whitelist", ()))
+_REFUSED = {
+    Refusal.IP_NOT_ALLOWED: ("Address not allowed", "Access from {ip} is blocked by the workspace IP whitelist."),
+    Refusal.TWO_FACTOR_REQUIRED: (
+        "Two-step verification required",
+        "This workspace requires two-step verification: enrol at POST /api/v1/auth/2fa/enrol, "
+        "then confirm with a code at POST /api/v1/auth/2fa/confirm."),
+}
+
+
+def check_gates(request: web.Request, policy: dict, *, has_2fa: bool, enrolling: bool = False) -> None:
+    """Every workspace gate, for every door (REST, websocket, signed link): raises the refusal as a 403
+    problem whose slug names it. The one place the doors share (see ``auth.gates``)."""
+    ip = client_ip(request)
+    why = refusal(policy, ip=ip, has_2fa=has_2fa, enrolling=enrolling)
+    if why is not None:
+        title, detail = _REFUSED[why]
+        raise Problem(403, why.value, title, detail.format(ip=ip))

@@ -9,9 +9,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from auth.network import address_allowed
-
-from .identity import IDENTITY, allowlist, authenticate, client_ip
+from .identity import IDENTITY, authenticate, check_gates
 from .problems import Problem, forbidden
 from .routing import Access, route_of
 
@@ -74,14 +72,7 @@ async def access(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     ident = await authenticate(request)
     request[IDENTITY] = ident
-    policy = ident.settings
-    if policy.get("block_untrusted_api") and not address_allowed(client_ip(request), allowlist(policy)):
-        raise Problem(403, "ip-not-allowed", "Address not allowed",
-                      f"API access from {client_ip(request)} is blocked by the workspace IP whitelist.")
-    if policy.get("require_2fa") and not ident.has_2fa and not route.setup:
-        raise Problem(403, "two-factor-required", "Two-step verification required",
-                      "This workspace requires two-step verification: enrol at POST /api/v1/auth/2fa/enrol, "
-                      "then confirm with a code at POST /api/v1/auth/2fa/confirm.")
+    check_gates(request, ident.settings, has_2fa=ident.has_2fa, enrolling=route.setup)
     if route.access is Access.ADMIN and not ident.is_admin:
         raise forbidden("Only administrators may do this.")
     return await handler(request)

@@ -53,3 +53,8 @@ def too_many(detail: str, retry_after: float) -> Problem:
     p = Problem(429, "too-many-requests", "Too many attempts", detail, retry_after=int(retry_after + 0.999))
     p.headers["Retry-After"] = str(int(retry_after + 0.999))
     return p
+
+
+def ip_refused(ip: str) -> Problem:
+    return Problem(403, "ip-not-allowed", "Address not allowed",
+                   f"Sign-in from {ip} is not allowed by the workspace IP whitelist.")

@@ -56,8 +56,8 @@ async def enrol(request: web.Request) -> web.Response:
        summary="Confirm enrolment with a code; returns ten recovery codes, shown once, and a rotated token")
 async def confirm(request: web.Request) -> web.Response:
     data: CodeIn = await body(request)
-    out = await security.do_confirm(request.app[DB], request.app[SEALER], actor(request), data.code,
-                                    request.headers.get("User-Agent", ""))
+    out = await security.do_confirm(request.app[DB], request.app[SEALER], request.app[CONFIG], actor(request),
+                                    data.code, request.headers.get("User-Agent", ""))
     return _rotated(request, out["token"], {"recovery_codes": out["recovery_codes"]})
 
 
@@ -65,8 +65,8 @@ async def confirm(request: web.Request) -> web.Response:
        summary="Turn two-step verification off with a code or a recovery code; other sessions end")
 async def disable(request: web.Request) -> web.Response:
     data: FactorIn = await body(request)
-    token = await security.do_disable(request.app[DB], request.app[SEALER], actor(request), code=data.code,
-                                      recovery_code=data.recovery_code,
+    token = await security.do_disable(request.app[DB], request.app[SEALER], request.app[CONFIG], actor(request),
+                                      code=data.code, recovery_code=data.recovery_code,
                                       user_agent=request.headers.get("User-Agent", ""))
     return _rotated(request, token)
 
@@ -75,7 +75,8 @@ async def disable(request: web.Request) -> web.Response:
        summary="Replace your recovery codes (the old set stops working); needs a current code")
 async def new_recovery_codes(request: web.Request) -> web.Response:
     data: CodeIn = await body(request)
-    codes = await security.do_new_recovery_codes(request.app[DB], request.app[SEALER], actor(request), data.code)
+    codes = await security.do_new_recovery_codes(request.app[DB], request.app[SEALER], request.app[CONFIG],
+                                                 actor(request), data.code)
     return json_response({"recovery_codes": codes})
 
 

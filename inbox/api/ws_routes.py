@@ -12,12 +12,10 @@ import asyncio
 import orjson
 from aiohttp import WSMsgType, web
 
-from auth.network import address_allowed
-
 from ..keys import HUB
 from ..realtime.connection import CLOSE_FORBIDDEN, CLOSE_PROTOCOL, CLOSE_SESSION, Connection
 from .common import subject_for
-from .identity import COOKIE, allowlist, client_ip, identify, origin_allowed
+from .identity import COOKIE, check_gates, client_ip, identify, origin_allowed
 from .problems import Problem, forbidden
 from .routing import Access, registry
 
@@ -93,8 +91,10 @@ async def _open(request: web.Request, ws: web.WebSocketResponse) -> tuple[Connec
         ident = await identify(request, token, via_cookie)
     except Problem:
         return await _close(ws, CLOSE_SESSION, "the session has ended; sign in again")
+    try:  # the same gates as every REST request: IP blocking, required 2FA
+        check_gates(request, ident.settings, has_2fa=ident.has_2fa)
+    except Problem as refused:
+        return await _close(ws, CLOSE_FORBIDDEN, refused.slug)
     ip = client_ip(request)
-    if ident.settings.get("block_untrusted_api") and not address_allowed(ip, allowlist(ident.settings)):
-        return await _close(ws, CLOSE_FORBIDDEN, f"{ip} is outside the IP whitelist")
     subject = subject_for(ident)
     return request.app[HUB].connection(ws, request.transport, subject, ident.session_id, ip), last

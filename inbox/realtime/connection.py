@@ -24,7 +24,7 @@ from auth.policy import Subject
 # Close codes (documented in docs/realtime.md).
 CLOSE_PROTOCOL = 4000      # the first frame was not a valid auth frame
 CLOSE_SESSION = 4001       # the session ended, expired, or the user was disabled: sign in again
-CLOSE_FORBIDDEN = 4003     # the address is outside the workspace IP whitelist
+CLOSE_FORBIDDEN = 4003     # a workspace gate refuses the session (IP whitelist, required 2FA); the reason names it
 CLOSE_SLOW = 4008          # the client fell behind its buffer: reconnect with last_event_id
 CLOSE_GOING_AWAY = 1001    # the server is stopping
 

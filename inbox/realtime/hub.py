@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 
-from auth.network import address_allowed, parse_allowlist
+from auth.gates import refusal
 
 from ..actions.access import load_subject
 from ..actions.records import load_defs
@@ -216,7 +216,7 @@ class Hub:
             self.defs = await load_defs(self.db)
         elif event.type == "security.changed":
             self.policy = await security_rows.settings(self.db)
-            self._enforce_policy()
+            await self._enforce_policy()
         elif event.type == "access.changed":
             users = event.data.get("user_ids")
             for uid in (list({c.user_id for c in self.all()}) if users is None else users):
@@ -242,12 +242,11 @@ class Hub:
             else:
                 conn.subject = subject
 
-    def _enforce_policy(self) -> None:
-        if not self.policy.get("block_untrusted_api"):
-            return
-        allowed = parse_allowlist(e["cidr"] for e in self.policy.get("ip_whitelist", ()))
+    async def _enforce_policy(self) -> None:
+        """Apply the workspace gates to open sockets at once, as the handshake applies them to new ones."""
+        enrolled = await security_rows.enrolled_users(self.db) if self.policy.get("require_2fa") else set()
         for conn in self.all():
-            if not address_allowed(conn.ip, allowed):
+            if refusal(self.policy, ip=conn.ip, has_2fa=conn.user_id in enrolled) is not None:
                 conn.close(CLOSE_FORBIDDEN)
 
     async def _sweep(self) -> None:

@@ -22,17 +22,36 @@ async def totp(db: Database | Tx, user_id: int):
     return await db.fetchone("SELECT * FROM user_totp WHERE user_id = ?", (user_id,))
 
 
+async def enrolled_users(db: Database | Tx) -> set[int]:
+    """Users whose second factor is confirmed."""
+    return {r[0] for r in await db.fetchall("SELECT user_id FROM user_totp WHERE confirmed_at IS NOT NULL")}
+
+
+async def gate_facts(db: Database, user_id: int):
+    """What the workspace gates need of a user outside a session (a signed link's holder): active,
+    admin, second factor on, and the workspace policy. None if there is no such user."""
+    return await db.fetchone(
+        "SELECT u.is_admin, u.is_active,"
+        " (SELECT confirmed_at IS NOT NULL FROM user_totp t WHERE t.user_id = u.id) AS has_2fa,"
+        " (SELECT settings FROM workspace WHERE id = 1) AS workspace_settings"
+        " FROM users u WHERE u.id = ?", (user_id,))
+
+
 async def start_totp(tx: Tx, user_id: int, sealed: str, now: float) -> None:
     await tx.execute("INSERT OR REPLACE INTO user_totp (user_id, secret_sealed, confirmed_at, last_step, created_at)"
                      " VALUES (?, ?, NULL, -1, ?)", (user_id, sealed, now))
 
 
-async def accept_step(tx: Tx, user_id: int, step: int, *, confirm_at: float | None = None) -> None:
-    if confirm_at is not None:
-        await tx.execute("UPDATE user_totp SET last_step = ?, confirmed_at = ? WHERE user_id = ?",
-                         (step, confirm_at, user_id))
-    else:
-        await tx.execute("UPDATE user_totp SET last_step = ? WHERE user_id = ?", (step, user_id))
+async def accept_step(tx: Tx, user_id: int, step: int) -> None:
+    await tx.execute("UPDATE user_totp SET last_step = ? WHERE user_id = ?", (step, user_id))
+
+
+async def confirm_totp(tx: Tx, user_id: int, now: float) -> None:
+    await tx.execute("UPDATE user_totp SET confirmed_at = ? WHERE user_id = ?", (now, user_id))
+
+
+async def enrolled(db: Database | Tx, user_id: int) -> bool:
+    return bool(await db.fetchval("SELECT confirmed_at IS NOT NULL FROM user_totp WHERE user_id = ?", (user_id,)))
 
 
 async def remove_totp(tx: Tx, user_id: int) -> bool:
@@ -68,5 +87,8 @@ async def challenge(db: Database | Tx, token_hash: str):
     return await db.fetchone("SELECT * FROM login_challenges WHERE token_hash = ?", (token_hash,))
 
 
-async def drop_challenge(tx: Tx, challenge_id: int, now: float) -> None:
-    await tx.execute("DELETE FROM login_challenges WHERE id = ? OR expires_at < ?", (challenge_id, now))
+async def drop_challenge(tx: Tx, challenge_id: int, now: float) -> bool:
+    """Use up a challenge (and sweep expired ones); False if it was already used."""
+    cur = await tx.execute("DELETE FROM login_challenges WHERE id = ?", (challenge_id,))
+    await tx.execute("DELETE FROM login_challenges WHERE expires_at < ?", (now,))
+    return cur.rowcount == 1
