@@ -51,6 +51,8 @@ def events(draw):
         data = {"lead": draw(cells()), "subscribers": draw(users), "contacts": [party], "company": None}
         if draw(st.booleans()):
             data.update(before=draw(cells()), subscribers_before=draw(users))
+        if kind == "subscription.changed":  # delivered (the lead card) to the users it names
+            data.update(user_ids=draw(users), subscribed=draw(st.booleans()))
     elif kind == "message.created":
         data = {"lead": draw(st.one_of(st.none(), cells())), "subscribers": draw(users), "contact": party,
                 "conversation": {"id": 1, "lead_id": 7}, "message": {}}

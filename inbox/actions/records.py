@@ -328,13 +328,14 @@ async def do_subscribe(db: Database, actor: Actor, subject: Subject, lead_id: in
         if changed:
             verb = "subscribed" if add else "unsubscribed"
             await _log(tx, actor, "leads", verb, lead_id, {"user_id": user_id})
+            # The user whose subscription changed gets the lead as they now see it (a subscriber
+            # without a view right could not have had it before), ahead of the notice naming it; the
+            # hub sends access_revoked instead to one whose unsubscription took the lead out of sight.
+            await events.emit(tx, "subscription.changed", {
+                **await _lead_payload(tx, lead_id), "before": _cell(lead), "user_ids": [user_id],
+                "subscribed": add, "subscribers_before": subscribers_before}, actor.now)
             if user_id != actor.user_id:
                 await notify(tx, actor, [user_id], lead_id, f"lead.{verb}", {"lead_id": lead_id, "actor_id": actor.user_id})
-            # The hub sends access_revoked to a user whose unsubscription took the lead out of sight.
-            await events.emit(tx, "subscription.changed", {
-                "lead": _cell(lead), "before": _cell(lead), "user_ids": [user_id], "subscribed": add,
-                "subscribers_before": subscribers_before, "subscribers": await rows.subscribers(tx, lead_id)},
-                actor.now)
         return changed
 
     return await db.write(job)

@@ -118,17 +118,15 @@ def view(subject: Subject, event: Event, defs: Defs) -> View | None:
     if kind in ("lead.created", "lead.updated"):
         if not lead_visible(subject, data):
             return None
-        lead = data["lead"]
-        subscribed = subject.user_id in data.get("subscribers", ())
-        real = subject.lead_view_right(lead["pipeline_id"], lead["stage_id"], lead["responsible_user_id"])
-        shown = tuple(sorted(render.shown_custom(subject, "leads", defs["leads"], lead["custom"]))) if real else ()
-        contacts = data.get("contacts", [])
-        company = data.get("company")
-        signature = (kind, real, subscribed, shown,
-                     tuple(_party_signature(subject, "contacts", c, defs) for c in contacts),
-                     _party_signature(subject, "companies", company, defs) if company else None)
-        return (signature, lambda: {"lead": render.lead_json(subject, lead, subscribed=subscribed, contacts=contacts,
-                                                                 company=company, defs=defs)})
+        return _lead_view(subject, kind, data, defs, {})
+    if kind == "subscription.changed":
+        # Only to the user whose subscription changed, while they see the lead: their card changed
+        # (``subscribed``, and through a subscription alone the lead itself), nobody else's did.
+        # Events stored before they carried the card (only its cell) have nothing to show.
+        if subject.user_id not in data.get("user_ids", ()) or "contacts" not in data \
+                or not lead_visible(subject, data):
+            return None
+        return _lead_view(subject, kind, data, defs, {"subscribed": data["subscribed"]})
     if kind == "lead.deleted":
         if not lead_visible(subject, data):
             return None
@@ -179,6 +177,21 @@ def view(subject: Subject, event: Event, defs: Defs) -> View | None:
             return None
         return ((kind, subject.user_id), lambda: {"notification": data["notification"]})
     return None  # control events (access, security, fields) are handled by the hub, not delivered
+
+
+def _lead_view(subject: Subject, kind: str, data: Mapping[str, Any], defs: Defs, extra: dict[str, Any]) -> View:
+    """A lead card as ``GET /leads/{id}`` shows it to this reader (rules 5, 6 and 7)."""
+    lead = data["lead"]
+    subscribed = subject.user_id in data.get("subscribers", ())
+    real = subject.lead_view_right(lead["pipeline_id"], lead["stage_id"], lead["responsible_user_id"])
+    shown = tuple(sorted(render.shown_custom(subject, "leads", defs["leads"], lead["custom"]))) if real else ()
+    contacts = data.get("contacts", [])
+    company = data.get("company")
+    signature = (kind, real, subscribed, shown,
+                 tuple(_party_signature(subject, "contacts", c, defs) for c in contacts),
+                 _party_signature(subject, "companies", company, defs) if company else None)
+    return (signature, lambda: {"lead": render.lead_json(subject, lead, subscribed=subscribed, contacts=contacts,
+                                                         company=company, defs=defs), **extra})
 
 
 def _party_signature(subject: Subject, entity: str, record: Mapping[str, Any], defs: Defs) -> tuple:
