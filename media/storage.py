@@ -1,10 +1,12 @@
 """Content-addressed files: ``<data_dir>/media/ab/cd/<sha256>``. The client's file name never
-reaches the path (checklist 28), and writing the same bytes twice is a no-op."""
+reaches the path (checklist 28), and writing the same bytes twice is a no-op. Directories are 0700
+and files 0600: attachments are the workspace's, not the machine's."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -18,18 +20,30 @@ class MediaStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def save(self, data: bytes) -> str:
-        """Write durably (fsync, then an atomic rename) and return the digest. Blocking: run in a thread."""
+        """Write durably (fsync, then an atomic rename) and return the digest. Blocking: run in a thread.
+        A failed write (a full disk, say) leaves no temporary file behind and raises its OSError."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target.parent.parent.mkdir(mode=0o700, exist_ok=True)  # one at a time: parents=True ignores mode
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        # mkstemp: 0600 whatever the umask, and a name of its own, so two writers of the same bytes
+        # (two threads, two processes) never share a temporary file.
+        fd, tmp = tempfile.mkstemp(prefix=f".{digest}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

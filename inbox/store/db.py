@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -118,6 +119,20 @@ def _connect(path: Path, synchronous: str, *, check_same_thread: bool = True) ->
     return conn
 
 
+def _private_files(path: Path) -> None:
+    """The database holds every password hash and message: it is the owner's alone. SQLite gives its
+    -wal and -shm files the database file's mode, so creating that file 0600 first covers all three
+    whatever the umask; a file left readable by an older version is tightened."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 def _drive(awaitable: Awaitable[T]) -> T:
     """Run a job's coroutine to completion without an event loop; it must never suspend."""
     steps = awaitable.__await__()
@@ -189,7 +204,7 @@ class Database:
         self.listeners: list[Callable[[Any], None]] = []
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_files(self.path)
         loop = self._loop = asyncio.get_running_loop()
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="inbox-db-writer")
         try:
