@@ -301,3 +301,24 @@ async def test_a_failed_login_logs_the_identifier_only_when_it_names_an_account(
     assert rows[1] == {"email": ADMIN_EMAIL, "reason": "bad credentials"}
     # Nor anywhere else in the database, the activity chain included.
     assert not await api.rows("SELECT id FROM activity WHERE data LIKE ?", (f"%{typed}%",))
+
+
+# --- the same class: a password check inside a session spends the login budget ---
+
+async def test_parallel_wrong_current_passwords_check_at_most_the_limit(api, admin):
+    bob = await api.add_user(admin, "Bob")
+    before = api.hasher.verify_calls
+    auth = {"Authorization": f"Bearer {bob.token}"}
+    replies = await parallel(api, [("POST", "/api/v1/account/password",
+                                    {"current_password": f"guess-{i}", "new_password": "brand-new-pass-1"}, auth)
+                                   for i in range(IN_FLIGHT)])
+    assert Counter(s for s, _ in replies) == {403: 5, 429: IN_FLIGHT - 5}
+    assert api.hasher.verify_calls - before == 5
+    assert await logged(api, "user.password_change_failed") == 5
+    # The account's sign-in shares the budget: even the right password waits now.
+    assert (await api.login(bob.email, bob.password)).status == 429
+    api.clock.advance(61)
+    r = await api.post("/api/v1/account/password", {"current_password": bob.password,
+                                                   "new_password": "brand-new-pass-1"}, who=bob)
+    assert r.status == 200, r.body
+    assert (await api.login(bob.email, "brand-new-pass-1")).status == 200

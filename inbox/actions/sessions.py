@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from auth.gates import login_allowed
 from auth.passwords import Hasher
 from auth.tokens import new_token, token_hash
 
-from ..api.problems import Problem, ip_refused, not_found, too_many, unauthorized
+from ..api.problems import Problem, forbidden, ip_refused, not_found, too_many, unauthorized
 from ..config import Config
 from ..store import activity
 from ..store import security as security_rows
@@ -41,6 +43,49 @@ def throttle_delay(failures: list[float], *, now: float, limit: int, max_delay: 
     return max(0.0, max(failures) + delay - now)
 
 
+async def reserve_attempt(db: Database, config: Config, limits: Iterable[tuple[str, int]], *, now: float,
+                          throttled: Callable[[Tx], Awaitable[Any]]) -> list[int]:
+    """Let a password check go ahead, or raise 429. Deciding and counting are one step: the attempt
+    counts as a failure under every key before its password is checked, in the write job that read the
+    counts, so N parallel attempts check at most the limit (a black-box test once had 60 parallel wrong
+    passwords all checked against a limit of 5). A right password takes its rows back
+    (``throttle.take_back``); a crash in between leaves the attempt counted, never uncounted."""
+    since = now - config.login_window_seconds
+
+    async def reserve(tx: Tx) -> tuple[float, list[int]]:
+        wait = max([throttle_delay(await throttle.failures(tx, key, since), now=now, limit=limit,
+                                   max_delay=config.login_max_delay_seconds) for key, limit in limits])
+        if wait > 0:
+            await throttled(tx)
+            return wait, []
+        return 0.0, await throttle.record(tx, [key for key, _ in limits], now)
+
+    wait, reserved = await db.write(reserve)
+    if wait > 0:
+        raise too_many("Too many failed password attempts; wait before trying again, or ask an administrator "
+                       "to reset the password.", wait)
+    return reserved
+
+
+async def check_current_password(db: Database, hasher: Hasher, config: Config, actor: Actor, user, password: str,
+                                 ) -> None:
+    """A password check inside a session (changing it) spends the same budget as signing in to the
+    account, so a stolen session cannot guess the password faster than the login page allows."""
+    key = f"email:{user['email'].lower()}"
+
+    def log(type_: str):
+        return lambda tx: activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=type_,
+                                          object_type="user", object_id=user["id"])
+
+    reserved = await reserve_attempt(db, config, ((key, config.login_account_limit),), now=actor.now,
+                                     throttled=log("user.password_change_throttled"))
+    if await hasher.verify(user["password_hash"], password):
+        await db.write(lambda tx: throttle.take_back(tx, reserved))
+        return
+    await db.write(log("user.password_change_failed"))
+    raise forbidden("The current password is not correct.")
+
+
 def attempted(email: str, target) -> dict[str, str]:
     """What a refused sign-in logs of the identifier typed: the address when it names an account,
     otherwise only a digest, because people type passwords into the email field and the activity
@@ -63,33 +108,17 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
         await db.write(lambda tx: activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.ip_refused",
                                                   data=typed))
         raise ip_refused(ip)
-    since = now - config.login_window_seconds
     account_key, ip_key = f"email:{email.lower()}", f"ip:{ip}"
 
-    async def reserve(tx: Tx) -> tuple[float, list[int]]:
-        """Throttle per account (whatever the source address) and per address (checklist 10), deciding
-        and counting in one step: the attempt counts as a failure before its password is checked, so N
-        parallel attempts check at most the limit. A right password takes its reservation back."""
-        wait = max(
-            throttle_delay(await throttle.failures(tx, account_key, since), now=now,
-                           limit=config.login_account_limit, max_delay=config.login_max_delay_seconds),
-            throttle_delay(await throttle.failures(tx, ip_key, since), now=now,
-                           limit=config.login_ip_limit, max_delay=config.login_max_delay_seconds),
-        )
-        if wait > 0:
-            await activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.throttled", data=typed)
-            return wait, []
-        return 0.0, await throttle.record(tx, (account_key, ip_key), now)
-
-    wait, reserved = await db.write(reserve)
-    if wait > 0:
-        raise too_many("Too many failed sign-in attempts; wait before trying again, or ask an administrator "
-                       "to reset the password.", wait)
-
+    # Per account (whatever the source address) and per address (checklist 10).
+    reserved = await reserve_attempt(
+        db, config, ((account_key, config.login_account_limit), (ip_key, config.login_ip_limit)), now=now,
+        throttled=lambda tx: activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.throttled",
+                                             data=typed))
     ok = await hasher.verify(user["password_hash"] if user else None, password)
     if not ok or not user["is_active"]:
         async def fail(tx: Tx) -> None:  # the reservation stays: it was a failure
-            await throttle.prune(tx, since)
+            await throttle.prune(tx, now - config.login_window_seconds)
             await activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.failed",
                                   data={**typed, "reason": "disabled" if ok else "bad credentials"})
         await db.write(fail)

@@ -7,15 +7,14 @@ from aiohttp import web
 from auth.tokens import csrf_token
 
 from ..actions import people
-from ..actions.sessions import do_end_sessions, do_login, do_set_password
+from ..actions.sessions import check_current_password, do_end_sessions, do_login, do_set_password
 from ..keys import CONFIG, DB, HASHER
-from ..store import activity
 from ..store import sessions as session_rows
 from ..store import users as rows
 from .common import actor
 from .identity import COOKIE, CSRF_COOKIE, Identity, check_cross_site, client_ip, identity, presented_token
 from .models import AccountUpdate, LoginIn, PasswordChange
-from .problems import Problem, forbidden, not_found
+from .problems import Problem, not_found
 from .routing import Access, body, int_id, json_response, registry
 from .users_routes import check_password, session_json, user_json
 
@@ -102,12 +101,7 @@ async def change_password(request: web.Request) -> web.Response:
     ident: Identity = identity(request)
     db, hasher = request.app[DB], request.app[HASHER]
     row = await rows.get_user(db, ident.user_id)
-    if not await hasher.verify(row["password_hash"], data.current_password):
-        a = actor(request)
-        await db.write(lambda tx: activity.append(tx, at=a.now, actor_id=a.user_id, ip=a.ip,
-                                                  type="user.password_change_failed", object_type="user",
-                                                  object_id=a.user_id))
-        raise forbidden("The current password is not correct.")
+    await check_current_password(db, hasher, request.app[CONFIG], actor(request), row, data.current_password)
     check_password(data.new_password, email=row["email"], name=row["name"], path="new_password")
     token = await do_set_password(db, hasher, actor(request), ident.user_id, data.new_password,
                                   reason="user.password_changed", user_agent=request.headers.get("User-Agent", ""))
