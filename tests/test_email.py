@@ -143,7 +143,7 @@ async def test_rule_8_over_rest_websockets_and_downloads(api, admin):
     # Downloads follow the inbox rule too.
     media_id = timeline["Mia"][0]["attachments"][0]["media_id"]
     assert (await api.get(f"/api/v1/media/{media_id}", who=member)).status == 200
-    assert (await api.get(f"/api/v1/media/{media_id}", who=outsider)).status == 403
+    assert (await api.get(f"/api/v1/media/{media_id}", who=outsider)).status == 404
     # Membership changes apply at once.
     r = await api.put(f"/api/v1/inboxes/{inbox['id']}/members", {"user_ids": [outsider.user_id]}, who=admin)
     assert r.body["user_ids"] == [outsider.user_id]

@@ -168,12 +168,12 @@ async def test_attachments_are_stored_and_hidden_without_files_access(api, admin
                                                     {"type": "application/pdf", "hidden": True}]
     assert "photo.png" not in seen.text and str(photo["media_id"]) not in json.dumps(seen.body["items"][0]["attachments"])
     assert (await api.get(f"/api/v1/media/{photo['media_id']}", who=bob)).status == 403
-    # With files access he may; a user who cannot reach the chat may not, files access or not.
+    # With files access he may; a user who cannot reach the chat may not, and for her it does not exist.
     await api.patch(f"/api/v1/roles/{role.body['id']}", {"rights": {"contacts": {"view": "A"}, "files_access": True}},
                     who=admin)
     assert (await api.get(f"/api/v1/media/{photo['media_id']}", who=bob)).status == 200
     eve = await api.add_user(admin, "Eve", rights={"files_access": True})
-    assert (await api.get(f"/api/v1/media/{photo['media_id']}", who=eve)).status == 403
+    assert (await api.get(f"/api/v1/media/{photo['media_id']}", who=eve)).status == 404
 
 
 async def test_uploads_check_size_type_and_pixels(api, admin):
@@ -193,7 +193,7 @@ async def test_signed_links_expire_bind_the_file_and_follow_access(api, admin):
     bob = await api.add_user(admin, "Bob", rights={"files_access": True})
     mine = (await api.call("POST", "/api/v1/media?name=a.png", data=png(), who=bob)).body["id"]
     other = (await api.call("POST", "/api/v1/media?name=b.pdf", data=PDF, who=admin)).body["id"]
-    assert (await api.post(f"/api/v1/media/{other}/link", who=bob)).status == 403
+    assert (await api.post(f"/api/v1/media/{other}/link", who=bob)).status == 404  # as if it did not exist
     link = (await api.post(f"/api/v1/media/{mine}/link", who=bob)).body["url"]
     assert (await api.get(link)).status == 200  # no header needed
     assert (await api.get(link.replace(f"/media/{mine}/", f"/media/{other}/"))).status == 403

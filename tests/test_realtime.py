@@ -163,9 +163,10 @@ async def test_fields_media_and_contacts_are_redacted_in_events(api, admin):
     assert frame_g["data"]["lead"]["custom_fields"] == {}          # hidden field: absent
     assert frame_g["data"]["lead"]["contacts"] == [{"name": "Jane", "avatar": None, "restricted": True}]
     assert "jane@x.io" not in json.dumps(frame_g)
-    # A message with a file: tom has files_access, gina has not (rule 9).
+    # A message with a file of tom's: tom has files_access, gina has not (rule 9).
     await api.db.write(lambda tx: tx.execute(
-        "INSERT INTO media (id, sha256, type, name, size, created_at) VALUES (7, 'ab', 'image/png', 'plan.png', 99, 0)"))
+        "INSERT INTO media (id, sha256, type, name, size, created_by, created_at)"
+        " VALUES (7, 'ab', 'image/png', 'plan.png', 99, ?, 0)", (tom.user_id,)))
     chat = (await api.post("/api/v1/chats", {"contact_id": contact, "lead_id": lead_id}, who=tom)).body["id"]
     r = await api.post(f"/api/v1/chats/{chat}/messages", {"text": "see file", "attachments": [7]}, who=tom)
     assert r.status == 201

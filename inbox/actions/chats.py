@@ -9,13 +9,13 @@ import orjson
 
 from auth.policy import Subject
 
-from ..api.problems import forbidden, invalid, not_found
+from ..api.problems import invalid, not_found
 from ..realtime.views import chat_visible
 from ..store import chats as rows
 from ..store import events
 from ..store import records as record_rows
 from ..store.db import Database, Tx
-from . import records
+from . import media, records  # modules, not names: media imports this one back
 from .context import Actor
 
 
@@ -77,18 +77,11 @@ async def do_reply(db: Database, actor: Actor, subject: Subject, conversation_id
     """Store an agent's reply and announce it; the stored message (as ``get_message`` gives it)."""
     async def job(tx: Tx) -> dict[str, Any]:
         conversation, facts = await require_chat(tx, subject, conversation_id)
-        attachments = []
-        if media_ids:
-            if not subject.rights.files_access:
-                raise forbidden("Attaching files needs files access.")
-            found = await rows.media_rows(tx, media_ids)
-            missing = [m for m in media_ids if m not in found]
-            if missing:
-                raise invalid(f"no media with ids {missing}", [{"path": "attachments", "message": "unknown media"}])
-            attachments = [{"media_id": m, "type": found[m]["type"], "name": found[m]["name"],
-                            "size": found[m]["size"]} for m in media_ids]
+        attachments = await media.require_attachable(tx, subject, media_ids) if media_ids else []
         message = await rows.insert_message(tx, conversation_id, author_type="agent", author_user_id=actor.user_id,
                                             text=text, attachments=attachments, now=actor.now)
+        # The files now belong to this chat too: whoever reads it may download them (rule 9).
+        await rows.link_media(tx, conversation_id, media_ids)
         await emit_message(tx, facts, message, actor.now)
         return message
 

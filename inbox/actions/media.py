@@ -11,11 +11,11 @@ from media.dimensions import Unmeasurable
 from media.sniff import extension_mismatch, pixels, sniff
 from media.storage import MediaStore
 
-from ..api.problems import Problem, invalid, not_found
+from ..api.problems import Problem, forbidden, invalid, not_found
 from ..realtime.views import chat_visible, email_visible
 from ..store import chats as chat_rows
 from ..store.db import Database, Tx
-from .chats import chat_facts
+from . import chats  # the module, not its names: chats imports this one back
 from .context import Actor
 
 
@@ -56,18 +56,15 @@ async def do_upload(db: Database, store: MediaStore, actor: Actor, data: bytes, 
                                                   user_id=actor.user_id, now=actor.now))
 
 
-async def may_download(db: Database, subject: Subject, row) -> bool:
-    if subject.is_admin:
-        return True
-    if not subject.rights.files_access:
-        return False
-    if row["created_by"] == subject.user_id:
+async def reachable(db: Database | Tx, subject: Subject, row) -> bool:
+    """Where a file may be seen from: admins, its uploader, readers of a chat or an email it belongs to."""
+    if subject.is_admin or row["created_by"] == subject.user_id:
         return True
     links = await db.fetchall("SELECT conversation_id, email_id FROM media_links WHERE media_id = ?", (row["id"],))
     for link in links:
         if link["conversation_id"] is not None:
             conversation = await chat_rows.get_conversation(db, link["conversation_id"])
-            if conversation is not None and chat_visible(subject, await chat_facts(db, conversation)):
+            if conversation is not None and chat_visible(subject, await chats.chat_facts(db, conversation)):
                 return True
         if link["email_id"] is not None:
             members = [r[0] for r in await db.fetchall(
@@ -78,10 +75,29 @@ async def may_download(db: Database, subject: Subject, row) -> bool:
     return False
 
 
-async def require_download(db: Database, subject: Subject, media_id: int) -> Any:
+async def require_download(db: Database | Tx, subject: Subject, media_id: int) -> Any:
+    """The file's row for a download, or a problem. Without files_access every id is refused alike
+    (rule 9), before the lookup: that 403 is about the user, so it tells nothing about the id. A file
+    out of reach is then exactly a missing one (rule 14)."""
+    if not subject.rights.files_access:
+        raise forbidden("Downloading files needs files access.")
     row = await db.fetchone("SELECT * FROM media WHERE id = ?", (media_id,))
-    if row is None:
+    if row is None or not await reachable(db, subject, row):
         raise not_found("file")
-    if not await may_download(db, subject, row):
-        raise Problem(403, "forbidden", "Not allowed", "You may not download this file.")
     return row
+
+
+async def require_attachable(db: Database | Tx, subject: Subject, media_ids: list[int]) -> list[dict[str, Any]]:
+    """Attachments for a message: what one may attach is what one may download (the same answers
+    for the same cases, but 422 since the ids are in the body); each as a message stores it."""
+    if not subject.rights.files_access:
+        raise forbidden("Attaching files needs files access.")
+    found = await chat_rows.media_rows(db, media_ids)
+    unseen = [i for i, m in enumerate(media_ids) if m not in found or not await reachable(db, subject, found[m])]
+    if unseen:
+        # Neither the ids nor anything of the files is echoed: a refusal reads the same for every id.
+        raise invalid("no file with that id is visible to you",
+                      [{"path": f"attachments.{i}", "message": "no file with that id is visible to you"}
+                       for i in unseen])
+    return [{"media_id": m, "type": found[m]["type"], "name": found[m]["name"], "size": found[m]["size"]}
+            for m in media_ids]

@@ -72,6 +72,14 @@ async def media_rows(db: Database | Tx, ids: list[int]) -> dict[int, Any]:
     return {r["id"]: r for r in rows}
 
 
+async def link_media(tx: Tx, conversation_id: int, media_ids: list[int]) -> None:
+    """Files attached in a conversation belong to it (once each), as a delivery's files do."""
+    for media_id in dict.fromkeys(media_ids):
+        await tx.execute("INSERT INTO media_links (media_id, conversation_id) SELECT ?, ? WHERE NOT EXISTS"
+                         " (SELECT 1 FROM media_links WHERE media_id = ? AND conversation_id = ?)",
+                         (media_id, conversation_id, media_id, conversation_id))
+
+
 async def mark_read(tx: Tx, user_id: int, conversation_id: int, message_id: int) -> None:
     await tx.execute("INSERT INTO conversation_reads (user_id, conversation_id, last_read_id) VALUES (?,?,?)"
                      " ON CONFLICT DO UPDATE SET last_read_id = max(last_read_id, excluded.last_read_id)",
