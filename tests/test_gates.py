@@ -19,6 +19,7 @@ import pytest
 import websockets
 
 from conftest import ADMIN_EMAIL, FAST_HASHING
+from test_security import enrol, xff
 
 PROXY = {"trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),), **FAST_HASHING}
 OFFICE, OUTSIDE = "203.0.113.5", "192.0.2.9"
@@ -31,10 +32,6 @@ def config_overrides() -> dict:
     return PROXY
 
 
-def xff(address: str) -> dict:
-    return {"X-Forwarded-For": address}
-
-
 async def parallel(api, requests: list[tuple[str, str, dict, dict]]) -> list[tuple[int, dict]]:
     """Send every (method, path, json, headers) at once, each on its own connection."""
     base = str(api.client.make_url("/"))
@@ -45,15 +42,6 @@ async def parallel(api, requests: list[tuple[str, str, dict, dict]]) -> list[tup
                 return resp.status, await resp.json(content_type=None)
 
         return await asyncio.gather(*(one(*r) for r in requests))
-
-
-async def enrol(api, who) -> tuple[str, list[str], str]:
-    r = await api.post("/api/v1/auth/2fa/enrol", who=who)
-    assert r.status == 201, r.body
-    secret = r.body["secret"]
-    r = await api.post("/api/v1/auth/2fa/confirm", {"code": pyotp.TOTP(secret).at(api.clock.now)}, who=who)
-    assert r.status == 200, r.body
-    return secret, r.body["recovery_codes"], r.body["token"]
 
 
 def wrong_codes(secret: str, now: float, n: int) -> list[str]:
