@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
+from ..store.space import out_of_space
 from .identity import IDENTITY, authenticate, check_gates
 from .problems import Problem, forbidden
 from .routing import Access, route_of
@@ -55,7 +56,18 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         return problem_response(request, Problem(409, "conflict", "Conflict",
                                                  "The change conflicts with other data that refers to it or "
                                                  "that it refers to; nothing was changed."))
-    except Exception:
+    except Exception as exc:
+        storage = out_of_space(exc)
+        if storage:
+            # An operating condition, not a bug: one line (no traceback), and an answer that says
+            # nothing was stored and when to come back. The writes rolled back; space frees, it works.
+            log.error("out of disk space", extra={"method": request.method, "path": request.path,
+                                                  "status": 507, "storage": storage, "error": str(exc)})
+            problem = Problem(507, "insufficient-storage", "Insufficient storage",
+                              f"The server's disk is full ({storage}), so nothing was stored. "
+                              "Send the request again later.")
+            problem.headers["Retry-After"] = "60"
+            return problem_response(request, problem)
         log.exception("unhandled error", extra={"method": request.method, "path": request.path})
         return problem_response(request, Problem(500, "internal", "Internal error",
                                                  "The server failed; the error is logged."))

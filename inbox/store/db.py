@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from .migrate import apply_migrations
 from .rowcache import RowCache
+from .space import out_of_space
 
 log = logging.getLogger("inbox.store")
 T = TypeVar("T")
@@ -299,7 +300,8 @@ class Database:
             outcomes = await loop.run_in_executor(self._write_thread, run_batch_sync, conn, batch, self.listeners)
         except Exception as exc:
             self.rows.settle()
-            log.exception("write batch failed; rolled back %d jobs", len(batch))
+            if not out_of_space(exc):  # a full disk is reported once, by whoever awaited the job
+                log.exception("write batch failed; rolled back %d jobs", len(batch))
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(exc)
@@ -341,8 +343,11 @@ class Database:
             try:
                 await loop.run_in_executor(self._checkpoint_thread, self._checkpoint_round)
                 self.checkpoints += 1
-            except sqlite3.Error:  # e.g. the disk is full: the writer's backstop still bounds the WAL
-                log.exception("WAL checkpoint failed; will retry after the next commit")
+            except sqlite3.Error as exc:  # e.g. the disk is full: the writer's backstop still bounds the WAL
+                if out_of_space(exc):
+                    log.warning("WAL checkpoint failed: out of disk space; will retry after the next commit")
+                else:
+                    log.exception("WAL checkpoint failed; will retry after the next commit")
             await asyncio.sleep(CHECKPOINT_INTERVAL)
 
     # --- reads (WAL lets them run beside the writer) ---
