@@ -12,6 +12,7 @@ from ..store import activity
 from .common import iso
 from .models import Id
 from .record_models import Cursor, Time
+from .record_responses import ActivityPage
 from .routing import Access, json_response, query, registry
 
 route = registry.route
@@ -45,7 +46,7 @@ def entry_json(r: dict[str, Any]) -> dict[str, Any]:
             "object_type": r["object_type"] or None, "object_id": r["object_id"], "data": r["data"]}
 
 
-@route("GET", "/api/v1/activity", access=Access.ADMIN, tag="activity", query=ActivityList,
+@route("GET", "/api/v1/activity", response=ActivityPage, access=Access.ADMIN, tag="activity", query=ActivityList,
        summary="The activity log, newest first (admin). Filters: user_id (actor), type (exact, or a prefix "
                "ending in '.' such as 'login.'), object_type + object_id, since/until (RFC 3339; since "
                "inclusive, until exclusive); cursor or page")

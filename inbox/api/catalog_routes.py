@@ -13,6 +13,7 @@ from ..store import catalog as rows
 from . import record_models as m
 from .common import actor, subject_of
 from .problems import not_found
+from .record_responses import CustomField, CustomFieldList, Pipeline, PipelineList, Stage, StageList
 from .routing import Access, body, int_id, json_response, registry
 
 route = registry.route
@@ -22,7 +23,7 @@ def _pipeline_allowed(subject, pipeline_id: int) -> bool:
     return subject.is_admin or any(s.rights.pipeline_allowed(pipeline_id) for s in subject.sources)
 
 
-@route("GET", "/api/v1/pipelines", access=Access.USER, tag="pipelines",
+@route("GET", "/api/v1/pipelines", response=PipelineList, access=Access.USER, tag="pipelines",
        summary="List the pipelines you have access to, with their stages in order")
 async def list_pipelines(request: web.Request) -> web.Response:
     db = request.app[DB]
@@ -32,8 +33,8 @@ async def list_pipelines(request: web.Request) -> web.Response:
     return json_response({"items": [actions.pipeline_json(p, stages) for p in found]})
 
 
-@route("POST", "/api/v1/pipelines", access=Access.ADMIN, tag="pipelines", body=m.PipelineIn, status=201,
-       summary="Create a pipeline with its stages (admin)")
+@route("POST", "/api/v1/pipelines", response=Pipeline, access=Access.ADMIN, tag="pipelines", body=m.PipelineIn,
+       status=201, summary="Create a pipeline with its stages (admin)")
 async def create_pipeline(request: web.Request) -> web.Response:
     data: m.PipelineIn = await body(request)
     pid = await actions.do_create_pipeline(request.app[DB], actor(request), name=data.name, sort=data.sort,
@@ -49,13 +50,14 @@ async def _pipeline(request: web.Request, pipeline_id: int, status: int = 200) -
     return json_response(actions.pipeline_json(row, await rows.stages_of(db, [pipeline_id])), status=status)
 
 
-@route("GET", "/api/v1/pipelines/{id}", access=Access.USER, tag="pipelines", summary="Get a pipeline")
+@route("GET", "/api/v1/pipelines/{id}", response=Pipeline, access=Access.USER, tag="pipelines",
+       summary="Get a pipeline")
 async def get_pipeline(request: web.Request) -> web.Response:
     return await _pipeline(request, int_id(request))
 
 
-@route("PATCH", "/api/v1/pipelines/{id}", access=Access.ADMIN, tag="pipelines", body=m.PipelineUpdate,
-       summary="Rename or reorder a pipeline (admin)")
+@route("PATCH", "/api/v1/pipelines/{id}", response=Pipeline, access=Access.ADMIN, tag="pipelines",
+       body=m.PipelineUpdate, summary="Rename or reorder a pipeline (admin)")
 async def update_pipeline(request: web.Request) -> web.Response:
     pid = int_id(request)
     data: m.PipelineUpdate = await body(request)
@@ -70,7 +72,7 @@ async def delete_pipeline(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@route("GET", "/api/v1/pipelines/{id}/stages", access=Access.USER, tag="pipelines",
+@route("GET", "/api/v1/pipelines/{id}/stages", response=StageList, access=Access.USER, tag="pipelines",
        summary="List a pipeline's stages in order")
 async def list_stages(request: web.Request) -> web.Response:
     pid = int_id(request)
@@ -80,8 +82,8 @@ async def list_stages(request: web.Request) -> web.Response:
     return json_response({"items": [actions.stage_json(s) for s in stages]})
 
 
-@route("POST", "/api/v1/pipelines/{id}/stages", access=Access.ADMIN, tag="pipelines", body=m.StageIn, status=201,
-       summary="Add a stage (admin; appended unless sort is given)")
+@route("POST", "/api/v1/pipelines/{id}/stages", response=Stage, access=Access.ADMIN, tag="pipelines", body=m.StageIn,
+       status=201, summary="Add a stage (admin; appended unless sort is given)")
 async def create_stage(request: web.Request) -> web.Response:
     pid = int_id(request)
     data: m.StageIn = await body(request)
@@ -89,7 +91,7 @@ async def create_stage(request: web.Request) -> web.Response:
     return json_response(actions.stage_json(await rows.get_stage(request.app[DB], sid)), status=201)
 
 
-@route("PATCH", "/api/v1/pipelines/{id}/stages/{stage_id}", access=Access.ADMIN, tag="pipelines",
+@route("PATCH", "/api/v1/pipelines/{id}/stages/{stage_id}", response=Stage, access=Access.ADMIN, tag="pipelines",
        body=m.StageUpdate, summary="Rename or reorder a stage (admin)")
 async def update_stage(request: web.Request) -> web.Response:
     pid, sid = int_id(request), int_id(request, "stage_id")
@@ -114,7 +116,7 @@ def _field_json(defn: dict, access: int) -> dict:
 def _declare_fields(entity: str) -> None:
     base = f"/api/v1/{entity}/custom_fields"
 
-    @route("GET", base, access=Access.USER, tag="custom fields",
+    @route("GET", base, response=CustomFieldList, access=Access.USER, tag="custom fields",
            summary=f"List {entity} custom fields you may see, with your access to each")
     async def list_fields(request: web.Request) -> web.Response:
         subject = await subject_of(request)
@@ -123,7 +125,7 @@ def _declare_fields(entity: str) -> None:
                  if subject.field_access(entity, fid) != HIDDEN]
         return json_response({"items": items})
 
-    @route("POST", base, access=Access.ADMIN, tag="custom fields", body=m.FieldIn, status=201,
+    @route("POST", base, response=CustomField, access=Access.ADMIN, tag="custom fields", body=m.FieldIn, status=201,
            summary=f"Define a {entity} custom field: text, number, select or date (admin)")
     async def create_field(request: web.Request) -> web.Response:
         data: m.FieldIn = await body(request)
@@ -131,8 +133,8 @@ def _declare_fields(entity: str) -> None:
         row = await rows.get_field(request.app[DB], entity, fid)
         return json_response(_field_json(field_defs([row])[fid], 2), status=201)
 
-    @route("PATCH", f"{base}/{{id}}", access=Access.ADMIN, tag="custom fields", body=m.FieldUpdate,
-           summary=f"Rename, reorder or change the options of a {entity} custom field (admin)")
+    @route("PATCH", f"{base}/{{id}}", response=CustomField, access=Access.ADMIN, tag="custom fields",
+           body=m.FieldUpdate, summary=f"Rename, reorder or change the options of a {entity} custom field (admin)")
     async def update_field(request: web.Request) -> web.Response:
         fid = int_id(request)
         data: m.FieldUpdate = await body(request)

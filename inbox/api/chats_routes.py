@@ -18,6 +18,7 @@ from ..store import chats as rows
 from ..store import records as record_rows
 from . import record_models as m
 from .common import actor, iso, subject_of
+from .record_responses import Conversation, ConversationPage, Message, MessagePage
 from .routing import Access, body, int_id, json_response, query, registry
 
 route = registry.route
@@ -46,7 +47,7 @@ async def _conversation_json(request: web.Request, rows_) -> list[dict]:
              "created_at": iso(c["created_at"]), "updated_at": iso(c["updated_at"])} for c in rows_]
 
 
-@route("GET", "/api/v1/chats", access=Access.USER, tag="chats", query=m.ChatList,
+@route("GET", "/api/v1/chats", response=ConversationPage, access=Access.USER, tag="chats", query=m.ChatList,
        summary="Conversations you may open, newest first (filter by lead_id)")
 async def list_chats(request: web.Request) -> web.Response:
     q: m.ChatList = query(request)
@@ -60,8 +61,8 @@ async def list_chats(request: web.Request) -> web.Response:
                           "next_cursor": found[-1]["id"] if more else None})
 
 
-@route("POST", "/api/v1/chats", access=Access.USER, tag="chats", body=m.ConversationIn, status=201,
-       summary="Open a conversation with a contact, optionally on a lead")
+@route("POST", "/api/v1/chats", response=Conversation, access=Access.USER, tag="chats", body=m.ConversationIn,
+       status=201, summary="Open a conversation with a contact, optionally on a lead")
 async def open_chat(request: web.Request) -> web.Response:
     data: m.ConversationIn = await body(request)
     cid = await chats.do_open(request.app[DB], actor(request), await subject_of(request), data.contact_id,
@@ -70,7 +71,7 @@ async def open_chat(request: web.Request) -> web.Response:
                          status=201)
 
 
-@route("GET", "/api/v1/chats/{id}/messages", access=Access.USER, tag="chats", query=m.ChatList,
+@route("GET", "/api/v1/chats/{id}/messages", response=MessagePage, access=Access.USER, tag="chats", query=m.ChatList,
        summary="Messages of a conversation, newest first; attachments hidden without files access")
 async def list_messages(request: web.Request) -> web.Response:
     cid = int_id(request)
@@ -84,8 +85,8 @@ async def list_messages(request: web.Request) -> web.Response:
                           "next_cursor": found[-1]["id"] if more else None})
 
 
-@route("POST", "/api/v1/chats/{id}/messages", access=Access.USER, tag="chats", body=m.MessageIn, status=201,
-       summary="Reply as an agent; delivered live to everyone who may see the conversation")
+@route("POST", "/api/v1/chats/{id}/messages", response=Message, access=Access.USER, tag="chats", body=m.MessageIn,
+       status=201, summary="Reply as an agent; delivered live to everyone who may see the conversation")
 async def reply(request: web.Request) -> web.Response:
     cid = int_id(request)
     data: m.MessageIn = await body(request)

@@ -10,18 +10,20 @@ from ..store import users as rows
 from .common import actor
 from .models import GroupIn, GroupUpdate, RoleIn, RoleUpdate
 from .problems import not_found
+from .responses import Group, GroupList, Role, RoleList
 from .routing import Access, body, int_id, json_response, registry
 
 route = registry.route
 
 
-@route("GET", "/api/v1/groups", access=Access.USER, tag="groups", summary="List groups with their members")
+@route("GET", "/api/v1/groups", response=GroupList, access=Access.USER, tag="groups",
+       summary="List groups with their members")
 async def list_groups(request: web.Request) -> web.Response:
     found = await rows.list_groups(request.app[DB])
     return json_response({"items": [people.group_json(r) for r in found]})
 
 
-@route("POST", "/api/v1/groups", access=Access.ADMIN, tag="groups", body=GroupIn, status=201,
+@route("POST", "/api/v1/groups", response=Group, access=Access.ADMIN, tag="groups", body=GroupIn, status=201,
        summary="Create a group (admin)")
 async def create_group(request: web.Request) -> web.Response:
     data: GroupIn = await body(request)
@@ -30,7 +32,7 @@ async def create_group(request: web.Request) -> web.Response:
     return json_response(people.group_json(await rows.get_group(request.app[DB], gid)), status=201)
 
 
-@route("GET", "/api/v1/groups/{id}", access=Access.USER, tag="groups", summary="Get a group")
+@route("GET", "/api/v1/groups/{id}", response=Group, access=Access.USER, tag="groups", summary="Get a group")
 async def get_group(request: web.Request) -> web.Response:
     row = await rows.get_group(request.app[DB], int_id(request))
     if row is None:
@@ -38,7 +40,7 @@ async def get_group(request: web.Request) -> web.Response:
     return json_response(people.group_json(row))
 
 
-@route("PATCH", "/api/v1/groups/{id}", access=Access.ADMIN, tag="groups", body=GroupUpdate,
+@route("PATCH", "/api/v1/groups/{id}", response=Group, access=Access.ADMIN, tag="groups", body=GroupUpdate,
        summary="Rename a group, set its role or its members (admin)")
 async def update_group(request: web.Request) -> web.Response:
     gid = int_id(request)
@@ -55,12 +57,12 @@ async def delete_group(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@route("GET", "/api/v1/roles", access=Access.ADMIN, tag="roles", summary="List roles (admin)")
+@route("GET", "/api/v1/roles", response=RoleList, access=Access.ADMIN, tag="roles", summary="List roles (admin)")
 async def list_roles(request: web.Request) -> web.Response:
     return json_response({"items": [people.role_json(r) for r in await rows.list_roles(request.app[DB])]})
 
 
-@route("POST", "/api/v1/roles", access=Access.ADMIN, tag="roles", body=RoleIn, status=201,
+@route("POST", "/api/v1/roles", response=Role, access=Access.ADMIN, tag="roles", body=RoleIn, status=201,
        summary="Save a rights object as a named role; the stored rights are clamped (admin)")
 async def create_role(request: web.Request) -> web.Response:
     data: RoleIn = await body(request)
@@ -69,7 +71,7 @@ async def create_role(request: web.Request) -> web.Response:
     return json_response(people.role_json(await rows.get_role(request.app[DB], rid)), status=201)
 
 
-@route("GET", "/api/v1/roles/{id}", access=Access.ADMIN, tag="roles", summary="Get a role (admin)")
+@route("GET", "/api/v1/roles/{id}", response=Role, access=Access.ADMIN, tag="roles", summary="Get a role (admin)")
 async def get_role(request: web.Request) -> web.Response:
     row = await rows.get_role(request.app[DB], int_id(request))
     if row is None:
@@ -77,7 +79,7 @@ async def get_role(request: web.Request) -> web.Response:
     return json_response(people.role_json(row))
 
 
-@route("PATCH", "/api/v1/roles/{id}", access=Access.ADMIN, tag="roles", body=RoleUpdate,
+@route("PATCH", "/api/v1/roles/{id}", response=Role, access=Access.ADMIN, tag="roles", body=RoleUpdate,
        summary="Rename a role or replace its rights; takes effect on the next request (admin)")
 async def update_role(request: web.Request) -> web.Response:
     rid = int_id(request)

@@ -12,12 +12,13 @@ from ..realtime.views import email_visible
 from . import record_models as m
 from .common import actor, iso, subject_of
 from .problems import not_found
+from .responses import EmailList, Inbox, InboxCreated, InboxList, Members, Secret, Thread, ThreadPage
 from .routing import Access, body, int_id, json_response, query, registry
 
 route = registry.route
 
 
-@route("GET", "/api/v1/inboxes", access=Access.USER, tag="inboxes",
+@route("GET", "/api/v1/inboxes", response=InboxList, access=Access.USER, tag="inboxes",
        summary="Shared inboxes you may read (members with mail access; admins all)")
 async def list_inboxes(request: web.Request) -> web.Response:
     db = request.app[DB]
@@ -26,7 +27,7 @@ async def list_inboxes(request: web.Request) -> web.Response:
     return json_response({"items": [inboxes.inbox_json(r, await inboxes.members_of(db, r["id"])) for r in rows]})
 
 
-@route("POST", "/api/v1/inboxes", access=Access.ADMIN, tag="inboxes", body=m.InboxIn, status=201,
+@route("POST", "/api/v1/inboxes", response=InboxCreated, access=Access.ADMIN, tag="inboxes", body=m.InboxIn, status=201,
        summary="Create a shared inbox with members; its webhook secret is shown once (admin)")
 async def create_inbox(request: web.Request) -> web.Response:
     data: m.InboxIn = await body(request)
@@ -35,7 +36,7 @@ async def create_inbox(request: web.Request) -> web.Response:
     return json_response({**inboxes.inbox_json(row, sorted(set(data.user_ids))), "secret": secret}, status=201)
 
 
-@route("PATCH", "/api/v1/inboxes/{id}", access=Access.ADMIN, tag="inboxes", body=m.InboxUpdate,
+@route("PATCH", "/api/v1/inboxes/{id}", response=Inbox, access=Access.ADMIN, tag="inboxes", body=m.InboxUpdate,
        summary="Rename an inbox (admin)")
 async def rename_inbox(request: web.Request) -> web.Response:
     iid = int_id(request)
@@ -55,7 +56,7 @@ async def delete_inbox(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@route("POST", "/api/v1/inboxes/{id}/rotate", access=Access.ADMIN, tag="inboxes",
+@route("POST", "/api/v1/inboxes/{id}/rotate", response=Secret, access=Access.ADMIN, tag="inboxes",
        summary="A new webhook secret, shown once; the old one keeps working for a day (admin)")
 async def rotate_inbox(request: web.Request) -> web.Response:
     secret = await do_rotate_secret(request.app[DB], request.app[SEALER], actor(request), "inboxes", int_id(request),
@@ -63,14 +64,15 @@ async def rotate_inbox(request: web.Request) -> web.Response:
     return json_response({"secret": secret})
 
 
-@route("GET", "/api/v1/inboxes/{id}/members", access=Access.USER, tag="inboxes", summary="An inbox's members")
+@route("GET", "/api/v1/inboxes/{id}/members", response=Members, access=Access.USER, tag="inboxes",
+       summary="An inbox's members")
 async def get_members(request: web.Request) -> web.Response:
     iid = int_id(request)
     await inboxes.require_inbox(request.app[DB], await subject_of(request), iid)
     return json_response({"user_ids": await inboxes.members_of(request.app[DB], iid)})
 
 
-@route("PUT", "/api/v1/inboxes/{id}/members", access=Access.ADMIN, tag="inboxes", body=m.MembersIn,
+@route("PUT", "/api/v1/inboxes/{id}/members", response=Members, access=Access.ADMIN, tag="inboxes", body=m.MembersIn,
        summary="Replace an inbox's members (admin); open websockets follow at once")
 async def set_members(request: web.Request) -> web.Response:
     iid = int_id(request)
@@ -79,7 +81,7 @@ async def set_members(request: web.Request) -> web.Response:
     return json_response({"user_ids": await inboxes.members_of(request.app[DB], iid)})
 
 
-@route("GET", "/api/v1/inboxes/{id}/emails", access=Access.USER, tag="inboxes", query=m.ChatList,
+@route("GET", "/api/v1/inboxes/{id}/emails", response=ThreadPage, access=Access.USER, tag="inboxes", query=m.ChatList,
        summary="An inbox's threads, most recent first, with their last email and whether you read them")
 async def list_threads(request: web.Request) -> web.Response:
     iid = int_id(request)
@@ -110,7 +112,7 @@ async def _thread(request: web.Request):
     return thread
 
 
-@route("GET", "/api/v1/inboxes/{id}/threads/{thread_id}", access=Access.USER, tag="inboxes",
+@route("GET", "/api/v1/inboxes/{id}/threads/{thread_id}", response=Thread, access=Access.USER, tag="inboxes",
        summary="A thread's emails, oldest first")
 async def get_thread(request: web.Request) -> web.Response:
     thread = await _thread(request)
@@ -131,7 +133,7 @@ async def read_thread(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@route("GET", "/api/v1/leads/{id}/emails", access=Access.USER, tag="leads",
+@route("GET", "/api/v1/leads/{id}/emails", response=EmailList, access=Access.USER, tag="leads",
        summary="Emails in a lead's timeline: only those whose inbox you may read (rule 8)")
 async def lead_emails(request: web.Request) -> web.Response:
     lead_id = int_id(request)

@@ -18,6 +18,7 @@ from ..store import security as security_rows
 from .common import actor, iso, subject_of
 from .identity import check_gates, identity
 from .problems import Problem, forbidden, invalid
+from .responses import Media, MediaLink
 from .routing import Access, int_id, json_response, registry
 
 route = registry.route
@@ -49,7 +50,7 @@ def media_json(row) -> dict:
             "created_at": iso(row["created_at"])}
 
 
-@route("POST", "/api/v1/media", access=Access.USER, tag="media", status=201,
+@route("POST", "/api/v1/media", response=Media, access=Access.USER, tag="media", status=201,
        summary="Upload a file (raw body; ?name= for its file name); the type is sniffed from the bytes")
 async def upload(request: web.Request) -> web.Response:
     subject = await subject_of(request)
@@ -89,7 +90,7 @@ def _file_response(request: web.Request, row) -> web.FileResponse:
     return web.FileResponse(path, headers=headers)
 
 
-@route("GET", "/api/v1/media/{id}", access=Access.USER, tag="media",
+@route("GET", "/api/v1/media/{id}", media="*/*", access=Access.USER, tag="media",
        summary="Download a file: needs files access and access to a chat or email it belongs to")
 async def download(request: web.Request) -> web.StreamResponse:
     row = await media.require_download(request.app[DB], await subject_of(request), int_id(request))
@@ -100,7 +101,7 @@ def _link_key(request: web.Request) -> bytes:
     return hashlib.sha256(b"media-links:" + request.app[SEALER].key_bytes).digest()
 
 
-@route("POST", "/api/v1/media/{id}/link", access=Access.USER, tag="media",
+@route("POST", "/api/v1/media/{id}/link", response=MediaLink, access=Access.USER, tag="media",
        summary="A signed download URL for clients that cannot send headers (valid a few minutes)")
 async def make_link(request: web.Request) -> web.Response:
     mid = int_id(request)
@@ -112,7 +113,7 @@ async def make_link(request: web.Request) -> web.Response:
                           "expires_at": iso(expires)})
 
 
-@route("GET", "/api/v1/media/{id}/signed", access=Access.PUBLIC, tag="media",
+@route("GET", "/api/v1/media/{id}/signed", media="*/*", access=Access.PUBLIC, tag="media",
        summary="Download through a signed link; refused once expired, for another file, or without access")
 async def signed_download(request: web.Request) -> web.StreamResponse:
     from ..actions.access import load_subject

@@ -6,17 +6,20 @@ from aiohttp import web
 
 from ..keys import DB
 from .openapi import openapi_document
+from .responses import Health, OpenApiDocument
 from .routing import Access, json_response, registry
 
 route = registry.route
 
 
-@route("GET", "/healthz", access=Access.PUBLIC, tag="meta", summary="Liveness and database reachability")
+@route("GET", "/healthz", response=Health, access=Access.PUBLIC, tag="meta",
+       summary="Liveness and database reachability")
 async def healthz(request: web.Request) -> web.Response:
     await request.app[DB].fetchval("SELECT 1")
     return json_response({"status": "ok"})
 
 
-@route("GET", "/api/v1/openapi.json", access=Access.PUBLIC, tag="meta", summary="This API as OpenAPI 3.1")
+@route("GET", "/api/v1/openapi.json", response=OpenApiDocument, access=Access.PUBLIC, tag="meta",
+       summary="This API as OpenAPI 3.1")
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(registry.routes))

@@ -6,20 +6,34 @@ import re
 from functools import lru_cache
 from typing import Any, Sequence
 
-from .problems import PROBLEM_TYPE
+from pydantic import BaseModel, TypeAdapter
+
+from .responses import Problem
 from .routing import Access, Route
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+REF = "#/components/schemas/{model}"
 
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "description": f"RFC 9457 problem details; type is {PROBLEM_TYPE}<slug>",
-    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                   "detail": {"type": "string"}, "instance": {"type": "string"},
-                   "errors": {"type": "array", "items": {"type": "object", "properties": {
-                       "path": {"type": "string"}, "message": {"type": "string"}}}}},
-    "required": ["type", "title", "status"],
-}
+
+def _component(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
+    # Two different models of one name would silently overwrite each other's schema.
+    if schemas.setdefault(name, schema) != schema:
+        raise ValueError(f"two different schemas are both named {name!r} in the OpenAPI document")
+
+
+def schema_of(tp: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    """A $ref to a named model, or the inline schema of a union; nested models go to components."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        schema = tp.model_json_schema(ref_template=REF)
+        name = tp.__name__
+    else:
+        schema, name = TypeAdapter(tp).json_schema(ref_template=REF), None
+    for def_name, sub in schema.pop("$defs", {}).items():
+        _component(schemas, def_name, sub)
+    if name is None:
+        return schema
+    _component(schemas, name, schema)
+    return {"$ref": REF.format(model=name)}
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -40,14 +54,8 @@ def _operation(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     if params:
         op["parameters"] = params
     if r.body is not None:
-        schema = r.body.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[r.body.__name__] = schema
-        op["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}}}}
-    ok = {"description": "No content"} if r.status == 204 else {
-        "description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}}
-    responses = {str(r.status): ok, "422": _problem("The request is not valid")}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema_of(r.body, schemas)}}}
+    responses = {**_success(r, schemas), "422": _problem("The request is not valid")}
     if r.access is not Access.PUBLIC:
         responses["401"] = _problem("Not signed in, or the session ended")
         op["security"] = [{"bearer": []}, {"cookie": []}]
@@ -59,9 +67,25 @@ def _operation(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
+def _success(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    if r.status == 204:
+        return {"204": {"description": "No content"}}
+    if not r.media:
+        return {"101": {"description": "Switches to the websocket protocol (docs/realtime.md)"}}
+    if r.media == "application/json":
+        schema = schema_of(r.response, schemas) if r.response is not None else {}
+    elif r.media == "text/csv":
+        schema = {"type": "string"}
+    else:  # a download: whatever type the file was sniffed as
+        schema = {"type": "string", "format": "binary"}
+    ok = {"description": "Success", "content": {r.media: {"schema": schema}}}
+    return {str(status): ok for status in (r.status, *r.also)}
+
+
 @lru_cache(maxsize=4)
 def _build(routes: tuple[Route, ...]) -> dict[str, Any]:
-    schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    schemas: dict[str, Any] = {}
+    schema_of(Problem, schemas)
     paths: dict[str, Any] = {}
     for r in routes:
         paths.setdefault(_PARAM.sub(r"{\1}", r.path), {})[r.method.lower()] = _operation(r, schemas)

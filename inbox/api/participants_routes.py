@@ -13,6 +13,7 @@ from ..store import users as user_rows
 from . import record_models as m
 from .common import actor, iso, subject_of
 from .problems import invalid, not_found
+from .record_responses import Explanation, Marked, NotificationPage, SubscriberList
 from .routing import Access, body, int_id, json_response, query, registry
 
 route = registry.route
@@ -27,7 +28,7 @@ async def _subscribers_body(request: web.Request, lead_id: int) -> web.Response:
                                     for u in ids]})
 
 
-@route("GET", "/api/v1/leads/{id}/subscribers", access=Access.USER, tag="leads",
+@route("GET", "/api/v1/leads/{id}/subscribers", response=SubscriberList, access=Access.USER, tag="leads",
        summary="List a lead's subscribers (participants)")
 async def list_subscribers(request: web.Request) -> web.Response:
     lead_id = int_id(request)
@@ -35,7 +36,8 @@ async def list_subscribers(request: web.Request) -> web.Response:
     return await _subscribers_body(request, lead_id)
 
 
-@route("POST", "/api/v1/leads/{id}/subscribers", access=Access.USER, tag="leads", body=m.SubscriberIn, status=200,
+@route("POST", "/api/v1/leads/{id}/subscribers", response=SubscriberList, access=Access.USER, tag="leads",
+       body=m.SubscriberIn, status=200,
        summary="Subscribe yourself to a lead you can see, or another user if you may edit it")
 async def add_subscriber(request: web.Request) -> web.Response:
     lead_id = int_id(request)
@@ -45,8 +47,8 @@ async def add_subscriber(request: web.Request) -> web.Response:
     return await _subscribers_body(request, lead_id)
 
 
-@route("DELETE", "/api/v1/leads/{id}/subscribers/{user_id}", access=Access.USER, tag="leads", status=200,
-       summary="Unsubscribe yourself, or another user if you may edit the lead")
+@route("DELETE", "/api/v1/leads/{id}/subscribers/{user_id}", response=SubscriberList, access=Access.USER, tag="leads",
+       status=200, summary="Unsubscribe yourself, or another user if you may edit the lead")
 async def remove_subscriber(request: web.Request) -> web.Response:
     lead_id, user_id = int_id(request), int_id(request, "user_id")
     await records.do_subscribe(request.app[DB], actor(request), await subject_of(request), lead_id, user_id,
@@ -59,8 +61,8 @@ def _notification_json(row) -> dict:
             "created_at": iso(row["created_at"]), "read_at": iso(row["read_at"])}
 
 
-@route("GET", "/api/v1/notifications", access=Access.USER, tag="notifications", query=m.NotificationList,
-       summary="Your notifications, newest first (changes to leads you are subscribed to)")
+@route("GET", "/api/v1/notifications", response=NotificationPage, access=Access.USER, tag="notifications",
+       query=m.NotificationList, summary="Your notifications, newest first (changes to leads you are subscribed to)")
 async def list_notifications(request: web.Request) -> web.Response:
     q: m.NotificationList = query(request)
     found = await rows.list_notifications(request.app[DB], actor(request).user_id, unread=q.unread,
@@ -71,8 +73,8 @@ async def list_notifications(request: web.Request) -> web.Response:
                           "next_cursor": found[-1]["id"] if more else None})
 
 
-@route("POST", "/api/v1/notifications/read", access=Access.USER, tag="notifications", body=m.NotificationsRead,
-       summary="Mark your notifications read (the given ids, or all)")
+@route("POST", "/api/v1/notifications/read", response=Marked, access=Access.USER, tag="notifications",
+       body=m.NotificationsRead, summary="Mark your notifications read (the given ids, or all)")
 async def mark_read(request: web.Request) -> web.Response:
     data: m.NotificationsRead = await body(request)
     me = actor(request)
@@ -83,7 +85,7 @@ async def mark_read(request: web.Request) -> web.Response:
     return json_response({"marked": await request.app[DB].write(job)})
 
 
-@route("GET", "/api/v1/access/explain", access=Access.ADMIN, tag="access", query=m.ExplainQuery,
+@route("GET", "/api/v1/access/explain", response=Explanation, access=Access.ADMIN, tag="access", query=m.ExplainQuery,
        summary="Why a user can or cannot do an action on a record: the deciding rule and source (admin)")
 async def explain(request: web.Request) -> web.Response:
     q: m.ExplainQuery = query(request)

@@ -19,6 +19,7 @@ from ..store.listing import Filter
 from . import record_models as m
 from .common import actor, iso, subject_of
 from .problems import forbidden
+from .record_responses import CARDS
 from .routing import Access, body, int_id, json_response, query, registry
 
 route = registry.route
@@ -201,19 +202,21 @@ def _declare(entity: str) -> None:
     list_model, filter_model, create_model, update_model = MODELS[entity]
     one = records.SINGULAR[entity]
     base = f"/api/v1/{entity}"
+    card_model, written_model, page_model = CARDS[entity]
 
-    @route("GET", base, access=Access.USER, tag=entity, query=list_model,
+    @route("GET", base, response=page_model, access=Access.USER, tag=entity, query=list_model,
            summary=f"List the {entity} you may see (cursor or page; filtered in the database)")
     async def list_handler(request: web.Request) -> web.Response:
         return await list_records(request, entity)
 
     if filter_model is not None:
-        @route("GET", f"{base}/export", access=Access.USER, tag=entity, query=filter_model,
+        @route("GET", f"{base}/export", media="text/csv", access=Access.USER, tag=entity, query=filter_model,
                summary=f"Stream the {entity} your export right covers as CSV, visible fields only")
         async def export_handler(request: web.Request) -> web.StreamResponse:
             return await export(request, entity)
 
-    @route("POST", base, access=Access.USER, tag=entity, body=create_model, status=201, summary=f"Add a {one}")
+    @route("POST", base, response=written_model, access=Access.USER, tag=entity, body=create_model, status=201,
+           summary=f"Add a {one}")
     async def create_handler(request: web.Request) -> web.Response:
         data = (await body(request)).model_dump(exclude_unset=True)
         subject = await subject_of(request)
@@ -226,12 +229,12 @@ def _declare(entity: str) -> None:
             new_id = await records.do_create_party(db, actor(request), subject, entity, data)
         return await card(request, entity, new_id, status=201)
 
-    @route("GET", f"{base}/{{id}}", access=Access.USER, tag=entity, summary=f"Get a {one}")
+    @route("GET", f"{base}/{{id}}", response=card_model, access=Access.USER, tag=entity, summary=f"Get a {one}")
     async def get_handler(request: web.Request) -> web.Response:
         record = await records.require_visible(request.app[DB], await subject_of(request), entity, int_id(request))
         return await card_of(request, entity, record)
 
-    @route("PATCH", f"{base}/{{id}}", access=Access.USER, tag=entity, body=update_model,
+    @route("PATCH", f"{base}/{{id}}", response=written_model, access=Access.USER, tag=entity, body=update_model,
            summary=f"Edit a {one}; read-only fields are refused with 403 and nothing is changed")
     async def update_handler(request: web.Request) -> web.Response:
         record_id = int_id(request)

@@ -39,6 +39,11 @@ class Route:
     status: int = 200
     # Reachable while the workspace requires 2FA and the caller has not enrolled yet (SPEC 3).
     setup: bool = False
+    # The success body: a pydantic model or a union of them (inbox/api/responses.py), published in the
+    # OpenAPI document and checked against every answer in tests; None with a 204 or a non-JSON media.
+    response: Any = None
+    media: str = "application/json"   # "text/csv" for exports, "*/*" for downloads, "" for the websocket
+    also: tuple[int, ...] = ()        # other success statuses with the same body (a webhook's duplicate: 200)
 
 
 class Registry:
@@ -47,12 +52,14 @@ class Registry:
 
     def route(self, method: str, path: str, *, access: Access, summary: str, tag: str,
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-              status: int = 200, setup: bool = False) -> Callable[[Handler], Handler]:
+              status: int = 200, setup: bool = False, response: Any = None, media: str = "application/json",
+              also: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
         if not isinstance(access, Access):
             raise TypeError(f"{method} {path}: access must be an Access, not {access!r}")
 
         def decorate(handler: Handler) -> Handler:
-            route = Route(method, path, handler, access, summary, tag, body, query, status, setup)
+            route = Route(method, path, handler, access, summary, tag, body, query, status, setup, response, media,
+                          also)
             handler.__route__ = route  # read by the middleware through request.match_info.handler
             self.routes.append(route)
             return handler

@@ -13,6 +13,7 @@ from .auth_routes import _set_cookies, account_json, signed_in
 from .common import actor
 from .identity import check_cross_site, client_ip, identity
 from .models import CodeIn, FactorIn, SecondFactorLogin, SecurityUpdate
+from .responses import Confirmed, Enrolment, RecoveryCodes, SecurityPolicy, SignedIn, Token, TwoFactorStatus
 from .routing import Access, body, int_id, json_response, registry
 
 route = registry.route
@@ -25,7 +26,7 @@ def _rotated(request: web.Request, token: str, extra: dict | None = None) -> web
     return response
 
 
-@route("POST", "/api/v1/auth/2fa", access=Access.PUBLIC, tag="auth", body=SecondFactorLogin,
+@route("POST", "/api/v1/auth/2fa", response=SignedIn, access=Access.PUBLIC, tag="auth", body=SecondFactorLogin,
        summary="Second sign-in step: the login challenge with a TOTP code or a recovery code")
 async def second_step(request: web.Request) -> web.Response:
     check_cross_site(request)
@@ -36,14 +37,14 @@ async def second_step(request: web.Request) -> web.Response:
     return signed_in(request, result.token, result.session_id, await account_json(request, result.user_id))
 
 
-@route("GET", "/api/v1/auth/2fa", access=Access.USER, tag="auth", setup=True,
+@route("GET", "/api/v1/auth/2fa", response=TwoFactorStatus, access=Access.USER, tag="auth", setup=True,
        summary="Your two-step verification: on or off, recovery codes left, required by the workspace")
 async def two_factor_status(request: web.Request) -> web.Response:
     ident = identity(request)
     return json_response(await security.status(request.app[DB], ident.user_id, ident.settings))
 
 
-@route("POST", "/api/v1/auth/2fa/enrol", access=Access.USER, tag="auth", setup=True, status=201,
+@route("POST", "/api/v1/auth/2fa/enrol", response=Enrolment, access=Access.USER, tag="auth", setup=True, status=201,
        summary="Start enrolment: a new secret, its provisioning URI and a QR code (PNG data URI)")
 async def enrol(request: web.Request) -> web.Response:
     ident = identity(request)
@@ -52,7 +53,7 @@ async def enrol(request: web.Request) -> web.Response:
     return json_response(out, status=201)
 
 
-@route("POST", "/api/v1/auth/2fa/confirm", access=Access.USER, tag="auth", setup=True, body=CodeIn,
+@route("POST", "/api/v1/auth/2fa/confirm", response=Confirmed, access=Access.USER, tag="auth", setup=True, body=CodeIn,
        summary="Confirm enrolment with a code; returns ten recovery codes, shown once, and a rotated token")
 async def confirm(request: web.Request) -> web.Response:
     data: CodeIn = await body(request)
@@ -61,7 +62,7 @@ async def confirm(request: web.Request) -> web.Response:
     return _rotated(request, out["token"], {"recovery_codes": out["recovery_codes"]})
 
 
-@route("POST", "/api/v1/auth/2fa/disable", access=Access.USER, tag="auth", body=FactorIn,
+@route("POST", "/api/v1/auth/2fa/disable", response=Token, access=Access.USER, tag="auth", body=FactorIn,
        summary="Turn two-step verification off with a code or a recovery code; other sessions end")
 async def disable(request: web.Request) -> web.Response:
     data: FactorIn = await body(request)
@@ -71,7 +72,7 @@ async def disable(request: web.Request) -> web.Response:
     return _rotated(request, token)
 
 
-@route("POST", "/api/v1/auth/2fa/recovery_codes", access=Access.USER, tag="auth", body=CodeIn,
+@route("POST", "/api/v1/auth/2fa/recovery_codes", response=RecoveryCodes, access=Access.USER, tag="auth", body=CodeIn,
        summary="Replace your recovery codes (the old set stops working); needs a current code")
 async def new_recovery_codes(request: web.Request) -> web.Response:
     data: CodeIn = await body(request)
@@ -87,14 +88,15 @@ async def admin_reset(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@route("GET", "/api/v1/account/security", access=Access.ADMIN, tag="security",
+@route("GET", "/api/v1/account/security", response=SecurityPolicy, access=Access.ADMIN, tag="security",
        summary="The workspace security policy: 2FA requirement, IP whitelist, API blocking (admin)")
 async def get_policy(request: web.Request) -> web.Response:
     policy = security.policy_json(await rows.settings(request.app[DB]))
     return json_response({**policy, "your_address": client_ip(request)})
 
 
-@route("PATCH", "/api/v1/account/security", access=Access.ADMIN, tag="security", body=SecurityUpdate,
+@route("PATCH", "/api/v1/account/security", response=SecurityPolicy, access=Access.ADMIN, tag="security",
+       body=SecurityUpdate,
        summary="Change the policy; a whitelist that would exclude your own address is refused (409)")
 async def update_policy(request: web.Request) -> web.Response:
     data: SecurityUpdate = await body(request)

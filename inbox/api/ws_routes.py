@@ -26,7 +26,7 @@ async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
     await ws.close(code=code, message=reason.encode()[:120])
 
 
-@registry.route("GET", "/api/v1/ws", access=Access.PUBLIC, tag="realtime",
+@registry.route("GET", "/api/v1/ws", media="", access=Access.PUBLIC, tag="realtime",
                 summary="Websocket of live events; first frame {type: auth, token?, last_event_id?}")
 async def websocket(request: web.Request) -> web.StreamResponse:
     origin = request.headers.get("Origin")
