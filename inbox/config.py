@@ -61,6 +61,15 @@ class Config:
     secret_overlap_seconds: float = 24 * 3600
     # Wrong second-factor codes per user before the back-off starts (checklist 13).
     totp_failure_limit: int = 5
+    # Inbound email (docs/ingestion.md): the standard library's parser is pure Python and superlinear
+    # on hostile input, so messages are parsed in worker processes, within these limits (413 beyond).
+    mail_workers: int = 2
+    mail_max_parts: int = 100              # MIME parts in the whole tree, the message itself included
+    mail_max_depth: int = 10               # multiparts and attached messages inside each other
+    mail_max_headers: int = 200            # header fields of any one part
+    mail_max_header_bytes: int = 16 * 1024  # one field, name included; repeated To fields count together
+    mail_max_addresses: int = 1000         # addresses in From, and in To
+    mail_parse_seconds: float = 5.0        # CPU time one message may take in its worker
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
     @property

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from auth.signing import check
 
-from .. import mail
+from .. import mail, mailpool
 from ..actions import inboxes, ingest
 from ..actions.media import check_file, store_file
 from ..keys import CONFIG, DB, MEDIA, SEALER
@@ -134,11 +134,18 @@ async def email_hook(request: web.Request) -> web.Response:
     db, config = request.app[DB], request.app[CONFIG]
     inbox, raw = await verified(request, "inboxes", "inbox", 256 * 1024)
     inbox_id = inbox["id"]
-    try:
-        parsed = mail.parse(raw)
+    try:  # in a worker process, within the limits (inbox/mailpool.py): one message cannot stall others
+        parsed = await mailpool.parse(raw, mail.Limits.of(config), workers=config.mail_workers,
+                                      seconds=config.mail_parse_seconds)
+    except mail.LimitError as exc:
+        raise Problem(413, "too-large", "Too large", exc.detail, limit=exc.limit) from None
     except mail.MailError as exc:
         raise invalid(f"The body is not a valid RFC 5322 message: {exc}",
                       [{"path": "$", "message": "malformed MIME"}]) from None
+    except mailpool.Unavailable as exc:
+        problem = Problem(503, "unavailable", "Try again", f"{exc}.")
+        problem.headers["Retry-After"] = "1"
+        raise problem from None
     files = await _files(request, parsed.pop("attachments"))
     result, duplicate = await inboxes.do_incoming(db, inbox_id, parsed, files, config.clock())
     return json_response({**result, "duplicate": duplicate}, status=200 if duplicate else 201)
