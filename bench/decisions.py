@@ -288,14 +288,14 @@ def ours_pass(work: list) -> None:
 def loop_pass(work: list) -> None:
     """The same loop with a trivial call in place of the decision: what the harness itself costs."""
     f = bool
-    for s, e, a, rec, sub in work:
+    for _s, _e, _a, _rec, sub in work:
         f(sub)
 
 
 def dict_pass(work: list) -> None:
     """The same loop with one dict lookup per decision (a (pipeline, stage)-keyed cache hit)."""
     cache = {}
-    for s, e, a, rec, sub in work:
+    for _s, _e, a, _rec, _sub in work:
         cache.get(a)
 
 

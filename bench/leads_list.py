@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-
 import common
 from common import ROOT, free_port, pct, say, schema_hash, start, stop
 
@@ -134,7 +133,7 @@ class Server:
     def command(self) -> list[str]:
         return [sys.executable, "-m", "inbox", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         self.proc = start(self.command(), self.data_dir / "server.log", self.base + "/healthz", server_env())
         return self
 

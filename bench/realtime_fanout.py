@@ -56,7 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import common
-from common import ROOT, TICK as CLK_TCK, cpu_seconds, free_port, new_loop, say, schema_hash, start, stop, usable_cpus
+from common import ROOT, cpu_seconds, free_port, new_loop, say, schema_hash, start, stop, usable_cpus
+from common import TICK as CLK_TCK
 
 sys.path.insert(0, str(ROOT))
 
@@ -169,7 +170,7 @@ class Proc:
         assert self.proc is not None
         return self.proc.pid
 
-    async def __aenter__(self) -> "Proc":
+    async def __aenter__(self) -> Proc:
         self.proc = start(self.cmd, self.log, self.health, self.env, self.cpus)
         return self
 
@@ -614,7 +615,9 @@ def pick(rng: random.Random, scenario: str, convs: dict[str, list[int]], p_share
 
 
 def mean_fanout(scenario: str, convs: dict[str, list[int]], rec: dict[int, list[int]], p_shared: float) -> float:
-    avg = lambda ids: sum(len(rec[c]) for c in ids) / len(ids)
+    def avg(ids: list[int]) -> float:
+        return sum(len(rec[c]) for c in ids) / len(ids)
+
     if scenario == "all":
         return avg(convs["shared"])
     return p_shared * avg(convs["shared"]) + (1 - p_shared) * (avg(convs["contact"]) + avg(convs["lead"])) / 2
@@ -682,7 +685,7 @@ class Clients:
         for p in self.procs:
             try:
                 await asyncio.wait_for(p.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 p.kill()
         for t in self.readers:
             t.cancel()
@@ -739,7 +742,7 @@ async def run_phase(pub: Publisher, phase: Phase, args, convs, rec, rng: random.
                 pub.progress.clear()
                 try:
                     await asyncio.wait_for(pub.progress.wait(), 0.05)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
     else:
         rate = args.rate / mean_fanout(phase.scenario, convs, rec, args.p_shared)   # messages per second
@@ -769,7 +772,7 @@ async def run_phase(pub: Publisher, phase: Phase, args, convs, rec, rng: random.
         pub.progress.clear()
         try:
             await asyncio.wait_for(pub.progress.wait(), 0.2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 
@@ -1105,7 +1108,7 @@ def main() -> int:
     ap.add_argument("--no-pin", action="store_true", help="do not give the server a core of its own")
     ap.add_argument("--py-spy", metavar="DIR", help="profile each server with py-spy (if installed) into DIR")
     ap.add_argument("--only", choices=("ours", "raw"), help="measure one server only (no ratios)")
-    ap.add_argument("--phases", nargs="+", choices=[f"{s}-{l}" for s, l in PHASES],
+    ap.add_argument("--phases", nargs="+", choices=[f"{s}-{load}" for s, load in PHASES],
                     help="run only these phases (for profiling; no ratios, no JSON figures)")
     ap.add_argument("--report", help="also write the tables as Markdown to this file")
     ap.add_argument("--smoke", action="store_true", help="20 agents, 0.5 s phases, 500 deliveries/s: seconds")

@@ -360,7 +360,7 @@ class Proc:
         self.argv, self.port, self.log, self.cpus = argv, port, log, cpus
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Proc":
+    def __enter__(self) -> Proc:
         self.proc = start(self.argv, self.log, f"http://127.0.0.1:{self.port}/healthz", server_env(), self.cpus)
         return self
 
@@ -476,8 +476,8 @@ def fsync_baseline(directory: Path, seconds: float) -> float:
 
 def cpu_capacity(seconds: float) -> float:
     """How many cores two busy processes get together (a VM's vCPUs may share less than that)."""
-    code = ("import time\nt=time.perf_counter()\nwhile time.perf_counter()-t<%r: pass\nprint(time.process_time())"
-            % seconds)
+    code = (f"import time\nt=time.perf_counter()\nwhile time.perf_counter()-t<{seconds!r}: pass\n"
+            "print(time.process_time())")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               preexec_fn=lambda: os.sched_setaffinity(0, USABLE)) for _ in range(2)]
     used = sum(float(p.communicate()[0]) for p in procs)
@@ -634,8 +634,8 @@ def main() -> int:
     say(f"Machine: {cores()} cores usable, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version},"
         f" {platform.system()} {platform.release()}; journal_mode={mode}, synchronous=FULL (the default);"
         f" disk: {disk:,.0f} one-row commits/s; two busy processes get {capacity:.2f} cores.")
-    say(("Each server pinned to CPU %d (its SQLite and thread-pool threads too); generators on the others."
-         % min(server_cpus)) if server_cpus else "Not pinned (--no-pin): servers and generators share every core.")
+    say(f"Each server pinned to CPU {min(server_cpus)} (its SQLite and thread-pool threads too); generators on the"
+        " others." if server_cpus else "Not pinned (--no-pin): servers and generators share every core.")
     say(f"Load: {args.concurrency} requests in flight on keep-alive connections, signed, {args.seconds:g} s window"
         f" after {args.warmup:g} s warm-up; {args.new_share:.0%} new senders, the rest from {args.senders:,} known.")
     say("")

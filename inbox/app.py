@@ -9,14 +9,16 @@ from aiohttp import web
 from auth.passwords import Hasher
 
 # Registration order is match order: fixed paths such as /leads/custom_fields before /leads/{id}.
+# isort: off
 from .api import (auth_routes, catalog_routes, chats_routes, groups_roles_routes, meta_routes,  # noqa: F401  (register routes)
                   activity_routes, hooks_routes, inboxes_routes, media_routes, participants_routes, records_routes, security_routes, users_routes,
                   ws_routes)
+# isort: on
+from media.storage import MediaStore
+
 from .api.middleware import access, errors
 from .api.routing import registry
 from .config import Config
-from media.storage import MediaStore
-
 from .keys import CONFIG, DB, HASHER, HUB, MEDIA, SEALER
 from .realtime.hub import Hub
 from .sealing import Sealer, load_key

@@ -77,7 +77,7 @@ class Config:
         return self.data_dir / "inbox.sqlite3"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Config:
         environ = dict(os.environ if environ is None else environ)
         values: dict = {}
         for f in fields(cls):

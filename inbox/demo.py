@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from auth.passwords import Hasher
 
-from .actions.context import Actor
 from .actions.access import load_subject
 from .actions.catalog import do_create_field, do_create_pipeline
+from .actions.context import Actor
 from .actions.people import do_create_group, do_create_role, do_create_user
 from .actions.records import do_create_lead, do_create_party, do_create_task
 from .config import Config

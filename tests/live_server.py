@@ -12,8 +12,9 @@ from pathlib import Path
 
 import aiohttp
 
-from auth.signing import sign
 from test_cli import free_port
+
+from auth.signing import sign
 
 PASSWORD = "live-admin-pass-1"
 ENV = {"INBOX_ADMIN_PASSWORD": PASSWORD, "INBOX_ARGON2_TIME_COST": "1", "INBOX_ARGON2_MEMORY_KIB": "1024"}

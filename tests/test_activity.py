@@ -10,12 +10,13 @@ import json
 import os
 import sqlite3
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pyotp
 import pytest
 
-from conftest import ADMIN_EMAIL, FAST_HASHING, ADMIN_PASSWORD, START, Persona
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, FAST_HASHING, START, Persona
+
 from inbox.api.common import iso
 from inbox.keys import CONFIG
 from inbox.store import activity
@@ -231,7 +232,7 @@ async def seeded(api, admin):
 
 def at(seconds: float, hours: int | None = None) -> str:
     """START + seconds as RFC 3339: with 'Z', or in a zone ``hours`` from UTC."""
-    t = datetime.fromtimestamp(START + seconds, timezone.utc)
+    t = datetime.fromtimestamp(START + seconds, UTC)
     if hours is None:
         return t.isoformat().replace("+00:00", "Z")
     return t.astimezone(timezone(timedelta(hours=hours))).isoformat()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from conftest import FAST_HASHING
 from test_ingest import PDF

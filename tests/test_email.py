@@ -9,10 +9,10 @@ from email.message import EmailMessage
 import pytest
 
 from conftest import FAST_HASHING
-
-from auth.signing import sign
 from test_ingest import PDF, png
 from test_realtime import OPEN, close_clients, connect  # noqa: F401  (fixture)
+
+from auth.signing import sign
 
 READER = {"leads": {"view": "A"}, "contacts": {"view": "A"}, "mail_access": True, "files_access": True}
 

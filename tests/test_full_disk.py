@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from live_server import LiveServer
+
 from media.storage import MediaStore
 
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from auth.visibility import MAX_SLICES, leads_visibility
 from conftest import FAST_HASHING, Persona
+
+from auth.visibility import MAX_SLICES, leads_visibility
 from inbox.actions.access import load_subject
 from inbox.store import catalog
 from inbox.store.listing import Filter, count_query, page_query

@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 import pytest
+import websockets
 
 from conftest import FAST_HASHING
-import websockets
 
 from inbox.actions import chats
 from inbox.actions.access import load_subject
@@ -332,7 +332,7 @@ async def test_resume_after_random_drops_gets_every_permitted_event_once_in_orde
                     event_ids.append(frame["id"])
                     cursor = frame["id"]
                     budget -= 1
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if producer.done():
                 break
         finally:

@@ -10,7 +10,7 @@ import json
 import pyotp
 import pytest
 
-from conftest import FAST_HASHING, ADMIN_EMAIL, ADMIN_PASSWORD
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, FAST_HASHING
 
 PROXY = {"trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),), **FAST_HASHING}
 

@@ -228,10 +228,11 @@ async def test_address_throttle_spans_accounts(api, admin):
 
 async def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored(aiohttp_client, tmp_path, clock):
     """SECURITY-CHECKLIST 24: without trusted proxies, X-Forwarded-For changes nothing."""
+    from conftest import make_config
+
     from inbox.app import create_app
     from inbox.keys import CONFIG, DB, HASHER
     from inbox.workspace import init_workspace
-    from conftest import make_config
 
     app = create_app(make_config(tmp_path, clock))
     client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())

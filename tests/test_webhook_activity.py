@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import FAST_HASHING
+from test_ingest import deliver, make_channel, message
 
 from inbox.store import activity
-from test_ingest import deliver, make_channel, message
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints, model_validator
@@ -27,7 +27,7 @@ def parse_time(value: Any) -> float:
     if parsed.tzinfo is None:
         raise ValueError("the time needs a timezone, such as Z or +02:00")
     try:
-        return parsed.astimezone(timezone.utc).timestamp()
+        return parsed.astimezone(UTC).timestamp()
     except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
         raise ValueError("the time is out of range: in UTC it must fall in the years 1 to 9999") from None
 

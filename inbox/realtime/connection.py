@@ -124,6 +124,6 @@ class Connection:
     async def _close(self, code: int) -> None:
         try:
             await asyncio.wait_for(self.ws.close(code=code), CLOSE_PATIENCE)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             if self.transport is not None:
                 self.transport.abort()

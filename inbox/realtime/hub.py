@@ -24,12 +24,12 @@ from auth.gates import refusal
 
 from ..actions.access import load_subject
 from ..actions.records import load_defs
-from ..times import iso
 from ..store import events as event_rows
 from ..store import security as security_rows
 from ..store.db import Database
 from ..store.events import Event
-from .connection import (CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_SESSION, Connection, frame)
+from ..times import iso
+from .connection import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, CLOSE_SESSION, Connection, frame
 from .reach import Reach
 from .views import View, lost_lead, reader_class, view
 
@@ -263,7 +263,7 @@ class Hub:
         while True:
             try:
                 cutoff = self.clock() - self.retention_seconds
-                removed = await self.db.write(lambda tx: event_rows.prune(tx, cutoff))
+                removed = await self.db.write(lambda tx: event_rows.prune(tx, cutoff))  # noqa: B023 (awaited here)
                 if removed:
                     log.info("pruned events", extra={"removed": removed})
             except Exception:

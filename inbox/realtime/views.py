@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping
 from auth.policy import Subject
 
 from ..actions import render
-from ..times import iso
 from ..store.events import Event
+from ..times import iso
 
 Defs = Mapping[str, Mapping[int, Any]]
 
