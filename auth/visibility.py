@@ -15,7 +15,7 @@ Column names are fixed here; values always travel as parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 from .policy import LEAD_ACTIONS, Subject
 from .rights import A, D, G, M
@@ -46,7 +46,7 @@ class Visibility:
     def nothing(self) -> bool:
         return not self.slices and self.subscriber is None
 
-    def slice_where(self, s: Slice, prefix: str = "") -> tuple[str, list]:
+    def slice_where(self, s: Slice, prefix: str = "") -> tuple[str, list[Any]]:
         parts, params = [], []
         if s.stage_id is not None:
             parts.append(f"{prefix}stage_id = ?")
@@ -56,7 +56,7 @@ class Visibility:
             params.append(s.responsible)
         return (" AND ".join(parts) or "1"), params
 
-    def rule_where(self, prefix: str = "") -> tuple[str, list]:
+    def rule_where(self, prefix: str = "") -> tuple[str, list[Any]]:
         """The slices as one compact predicate (without subscriptions)."""
         if self.everything:
             return "1", []
@@ -75,18 +75,18 @@ class Visibility:
         for stage, people in by_stage.items():
             groups.setdefault(frozenset(people) if people is not None else None, []).append(stage)
         terms, params = [], []
-        for people, stages in sorted(groups.items(), key=lambda kv: sorted(kv[1], key=lambda x: x or 0)):
+        for members, stages in sorted(groups.items(), key=lambda kv: sorted(kv[1], key=lambda x: x or 0)):
             conds = []
             if stages != [None]:
                 conds.append(f"{prefix}stage_id IN ({_marks(stages)})")
-                params.extend(sorted(stages))
-            if people is not None:
-                conds.append(f"{prefix}responsible_user_id IN ({_marks(people)})")
-                params.extend(sorted(people))
+                params.extend(sorted(cast("list[int]", stages)))  # stage slices: every id is set
+            if members is not None:
+                conds.append(f"{prefix}responsible_user_id IN ({_marks(members)})")
+                params.extend(sorted(members))
             terms.append("(" + " AND ".join(conds or ["1"]) + ")")
         return "(" + " OR ".join(terms) + ")", params
 
-    def where(self, prefix: str = "") -> tuple[str, list]:
+    def where(self, prefix: str = "") -> tuple[str, list[Any]]:
         """Every visible row as one predicate: the rules, or a subscription."""
         sql, params = self.rule_where(prefix)
         if self.subscriber is None or self.everything:
@@ -95,7 +95,7 @@ class Visibility:
         return f"({sql} OR {sub})", [*params, self.subscriber]
 
 
-def _marks(values: Iterable) -> str:
+def _marks(values: Iterable[Any]) -> str:
     return ",".join("?" * len(list(values)))
 
 
@@ -150,12 +150,12 @@ def entity_visibility(subject: Subject, entity: str, *, action: str = "view",
     return Visibility(tuple(_restrict(_level_slices(subject, level, None), None, responsible)))
 
 
-def tasks_where(subject: Subject, attached: Mapping[str, Visibility], prefix: str = "") -> tuple[str, list]:
+def tasks_where(subject: Subject, attached: Mapping[str, Visibility], prefix: str = "") -> tuple[str, list[Any]]:
     """Rule 10: own tasks, tasks the task edit level covers, tasks on records the user can view."""
     if subject.is_admin:
         return "1", []
     terms = [f"{prefix}responsible_user_id = ?"]
-    params: list = [subject.user_id]
+    params: list[Any] = [subject.user_id]
     level = subject.rights.tasks.edit
     if level == A:
         return "1", []
