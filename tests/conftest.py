@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+import conformance
+
 from inbox.api.routing import registry
 from inbox.app import create_app
 from inbox.config import Config
@@ -149,6 +151,7 @@ async def api(aiohttp_client, tmp_path, clock, config_overrides) -> Api:
         handler_route = getattr(request.match_info.handler, "__route__", None)
         if handler_route is not None:
             CALLED_ROUTES.add((handler_route.method, handler_route.path))
+            conformance.check(handler_route, response)
 
     app.on_response_prepare.append(record)
     # Personas authenticate by bearer token; cookie tests open their own session with a real jar.
@@ -161,6 +164,17 @@ async def api(aiohttp_client, tmp_path, clock, config_overrides) -> Api:
 @pytest.fixture
 async def admin(api: Api) -> Persona:
     return await api.persona(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+@pytest.fixture(autouse=True)
+def responses_match_their_schemas():
+    """Every answer the server gives in a test is held to its route's declared schema (tests/conformance.py);
+    a body with a key its model lacks, or a wrong type, fails the test that produced it."""
+    seen = len(conformance.MISMATCHES)
+    yield
+    if len(conformance.MISMATCHES) > seen:
+        pytest.fail("Responses that do not match their declared schema:\n" +
+                    "\n".join(m[:3000] for m in conformance.MISMATCHES[seen:]), pytrace=False)
 
 
 # --- route coverage: every declared route must be exercised by some test ---

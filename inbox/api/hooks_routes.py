@@ -24,19 +24,21 @@ from . import record_models as m
 from .common import actor
 from .media_routes import read_capped
 from .problems import Problem, invalid, not_found
+from .responses import ChannelCreated, ChannelList, ChatDelivery, EmailDelivery, Secret
 from .routing import Access, body, int_id, json_response, registry, validate
 
 route = registry.route
 
 
-@route("GET", "/api/v1/channels", access=Access.ADMIN, tag="channels", summary="List chat channels (admin)")
+@route("GET", "/api/v1/channels", response=ChannelList, access=Access.ADMIN, tag="channels",
+       summary="List chat channels (admin)")
 async def list_channels(request: web.Request) -> web.Response:
     rows = await request.app[DB].fetchall("SELECT * FROM channels ORDER BY id")
     return json_response({"items": [ingest.channel_json(r) for r in rows]})
 
 
-@route("POST", "/api/v1/channels", access=Access.ADMIN, tag="channels", body=m.ChannelIn, status=201,
-       summary="Create a chat channel; its signing secret is shown once (admin)")
+@route("POST", "/api/v1/channels", response=ChannelCreated, access=Access.ADMIN, tag="channels", body=m.ChannelIn,
+       status=201, summary="Create a chat channel; its signing secret is shown once (admin)")
 async def create_channel(request: web.Request) -> web.Response:
     data: m.ChannelIn = await body(request)
     cid, secret = await ingest.do_create_channel(request.app[DB], request.app[SEALER], actor(request), name=data.name,
@@ -46,7 +48,7 @@ async def create_channel(request: web.Request) -> web.Response:
     return json_response({**ingest.channel_json(row), "secret": secret}, status=201)
 
 
-@route("POST", "/api/v1/channels/{id}/rotate", access=Access.ADMIN, tag="channels",
+@route("POST", "/api/v1/channels/{id}/rotate", response=Secret, access=Access.ADMIN, tag="channels",
        summary="A new signing secret, shown once; the old one keeps working for a day (admin)")
 async def rotate(request: web.Request) -> web.Response:
     secret = await ingest.do_rotate_secret(request.app[DB], request.app[SEALER], actor(request), "channels",
@@ -78,8 +80,8 @@ async def verified(request: web.Request, table: str, key: str, slack: int):
     return row, raw
 
 
-@route("POST", "/hooks/chat/{channel}", access=Access.PUBLIC, tag="hooks",
-       summary="A chat provider delivers a message (HMAC-SHA256 signed; provider ids deduplicated)")
+@route("POST", "/hooks/chat/{channel}", response=ChatDelivery, status=201, also=(200,), access=Access.PUBLIC,
+       tag="hooks", summary="A chat provider delivers a message (HMAC-SHA256 signed; provider ids deduplicated)")
 async def chat_hook(request: web.Request) -> web.Response:
     db, config = request.app[DB], request.app[CONFIG]
     channel, raw = await verified(request, "channels", "channel", 64 * 1024)
@@ -128,7 +130,8 @@ async def _files(request: web.Request, found: list[dict]) -> list[dict]:
     return files
 
 
-@route("POST", "/hooks/email/{inbox}", access=Access.PUBLIC, tag="hooks",
+@route("POST", "/hooks/email/{inbox}", response=EmailDelivery, status=201, also=(200,), access=Access.PUBLIC,
+       tag="hooks",
        summary="Deliver one raw RFC 5322 email to a shared inbox (signed like chat hooks; Message-ID deduplicated)")
 async def email_hook(request: web.Request) -> web.Response:
     db, config = request.app[DB], request.app[CONFIG]

@@ -18,6 +18,7 @@ from .common import actor, iso, page_of
 from .identity import identity
 from .models import Page, PasswordReset, UserCreate, UserRemove, UserUpdate
 from .problems import invalid, not_found
+from .responses import AnyUser, EffectiveRights, Ended, SessionList, User, UserPage
 from .routing import Access, body, int_id, json_response, query, registry
 
 route = registry.route
@@ -41,7 +42,7 @@ def check_password(password: str, *, email: str, name: str, path: str = "passwor
         raise invalid(problem, [{"path": path, "message": problem}])
 
 
-@route("GET", "/api/v1/users", access=Access.USER, tag="users", query=Page, summary="List users")
+@route("GET", "/api/v1/users", response=UserPage, access=Access.USER, tag="users", query=Page, summary="List users")
 async def list_users(request: web.Request) -> web.Response:
     q = query(request)
     db = request.app[DB]
@@ -52,7 +53,7 @@ async def list_users(request: web.Request) -> web.Response:
     return json_response(page_of(items, page=q.page, limit=q.limit, total=total))
 
 
-@route("POST", "/api/v1/users", access=Access.ADMIN, tag="users", body=UserCreate, status=201,
+@route("POST", "/api/v1/users", response=User, access=Access.ADMIN, tag="users", body=UserCreate, status=201,
        summary="Add a user (admin)")
 async def create_user(request: web.Request) -> web.Response:
     data: UserCreate = await body(request)
@@ -67,7 +68,7 @@ async def create_user(request: web.Request) -> web.Response:
     return json_response(user_json(row, await rows.group_ids_of(db, uid), full=True), status=201)
 
 
-@route("GET", "/api/v1/users/{id}", access=Access.USER, tag="users", summary="Get a user")
+@route("GET", "/api/v1/users/{id}", response=AnyUser, access=Access.USER, tag="users", summary="Get a user")
 async def get_user(request: web.Request) -> web.Response:
     uid = int_id(request)
     db = request.app[DB]
@@ -79,7 +80,7 @@ async def get_user(request: web.Request) -> web.Response:
     return json_response(user_json(row, await rows.group_ids_of(db, uid) if full else [], full=full))
 
 
-@route("PATCH", "/api/v1/users/{id}", access=Access.ADMIN, tag="users", body=UserUpdate,
+@route("PATCH", "/api/v1/users/{id}", response=User, access=Access.ADMIN, tag="users", body=UserUpdate,
        summary="Edit, disable, enable, promote or demote a user; set role or own rights (admin)")
 async def update_user(request: web.Request) -> web.Response:
     uid = int_id(request)
@@ -102,7 +103,7 @@ async def remove_user(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@route("GET", "/api/v1/users/{id}/rights", access=Access.ADMIN, tag="users",
+@route("GET", "/api/v1/users/{id}/rights", response=EffectiveRights, access=Access.ADMIN, tag="users",
        summary="Effective rights of a user, their sources and the conflicts between them (admin)")
 async def effective_rights(request: web.Request) -> web.Response:
     uid = int_id(request)
@@ -135,7 +136,7 @@ def session_json(row, current: int | None) -> dict[str, Any]:
             "current": row["id"] == current}
 
 
-@route("GET", "/api/v1/users/{id}/sessions", access=Access.ADMIN, tag="sessions",
+@route("GET", "/api/v1/users/{id}/sessions", response=SessionList, access=Access.ADMIN, tag="sessions",
        summary="List any user's sessions (admin)")
 async def user_sessions(request: web.Request) -> web.Response:
     uid = int_id(request)
@@ -144,7 +145,7 @@ async def user_sessions(request: web.Request) -> web.Response:
     return json_response({"items": [session_json(r, current) for r in found]})
 
 
-@route("DELETE", "/api/v1/users/{id}/sessions", access=Access.ADMIN, tag="sessions", status=200,
+@route("DELETE", "/api/v1/users/{id}/sessions", response=Ended, access=Access.ADMIN, tag="sessions", status=200,
        summary="End all sessions of a user (admin)")
 async def end_user_sessions(request: web.Request) -> web.Response:
     uid = int_id(request)
