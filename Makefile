@@ -18,7 +18,9 @@ serve: $(BIN)/.installed  ## start the server on SQLite with a demo workspace
 	$(BIN)/inbox demo --data-dir $(DATA)
 	$(BIN)/inbox serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
 
-test: $(BIN)/.installed  ## run the test suite
+test: $(BIN)/.installed  ## lint, type-check the permission core, run the test suite
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed  ## every benchmark on loopback (< 10 min); writes docs/performance.md and .png

@@ -9,7 +9,6 @@ from ..store import users as rows
 from ..store.db import Database, Tx
 from .people import effective_from
 
-
 # Team-mates have the same circle (everyone they share a group with, themselves included): keep one
 # copy of each, as an open websocket holds its user's Subject for hours. Bounded by clearing.
 _CIRCLES: dict[frozenset[int], frozenset[int]] = {}

@@ -10,10 +10,10 @@ import orjson
 from auth.policy import Subject
 
 from ..api.problems import invalid, not_found
+from ..realtime.views import email_visible
 from ..sealing import Sealer
 from ..store import activity, events
 from ..store.db import Database, Tx
-from ..realtime.views import email_visible
 from .context import Actor
 from .ingest import new_secret
 from .media import insert_media

@@ -13,13 +13,11 @@ from typing import Any
 from auth.policy import Subject
 
 from ..api.problems import forbidden, invalid, not_found
-from ..store import activity
-from ..store import catalog
-from ..store import events
+from ..store import activity, catalog, events
 from ..store import records as rows
 from ..store.db import Database, Tx
-from . import render
 from ..times import iso
+from . import render
 from .context import Actor
 from .fields import check_custom_write, field_defs, masked_custom, merge_custom
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
-
 from aiohttp import web
 
 from auth.gates import Refusal, refusal
