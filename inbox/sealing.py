@@ -6,6 +6,8 @@ mode 0600. A stolen database without the key does not give away anyone's second 
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 from pathlib import Path
 
@@ -17,6 +19,10 @@ class Sealer:
         self._fernet = Fernet(key)
         self.key_bytes = key  # other keys are derived from it (e.g. media links), never used raw
         self._opened: dict[str, str] = {}
+
+    def derive(self, purpose: str) -> bytes:
+        """A key of its own for one purpose, so no two uses share a key."""
+        return hashlib.sha256(purpose.encode() + b":" + self.key_bytes).digest()
 
     def seal(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()

@@ -9,6 +9,7 @@ the statuses.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 from collections import Counter
@@ -133,7 +134,7 @@ async def test_requiring_2fa_closes_the_open_sockets_of_users_without_it(api, ad
         with pytest.raises(websockets.ConnectionClosed) as closed:
             while True:
                 await asyncio.wait_for(sockets["bob"].recv(), 3)
-        assert closed.value.rcvd.code == 4003
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4003, "two-factor-required")
         # Carol has a second factor: her socket stays and keeps receiving.
         await api.post("/api/v1/contacts", {"name": "Zed"}, who=admin_token)
         while (frame := json.loads(await asyncio.wait_for(sockets["carol"].recv(), 3))).get("event") != \
@@ -143,6 +144,30 @@ async def test_requiring_2fa_closes_the_open_sockets_of_users_without_it(api, ad
     finally:
         for ws in sockets.values():
             await ws.close()
+
+
+async def test_sockets_opening_while_2fa_becomes_required_are_all_closed(api, admin):
+    """A socket whose handshake read the policy before a change, and that the hub had not yet seen
+    when it applied the change, must still be refused: every socket ends with 4003 and the gate's
+    name, whether it was refused at the handshake, when it joined the hub, or once open."""
+    bob = await api.add_user(admin, "Bob", rights={"contacts": {"add": "A", "view": "A"}})
+    await api.post("/api/v1/contacts", {"name": "Replayed"}, who=admin)
+    _, _, admin_token = await enrol(api, admin)
+
+    async def socket() -> tuple[int, str]:
+        async with websockets.connect(ws_url(api)) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": bob.token, "last_event_id": 0}))
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            except websockets.ConnectionClosed as closed:
+                return closed.rcvd.code, closed.rcvd.reason
+
+    sockets = [asyncio.create_task(socket()) for _ in range(60)]
+    await asyncio.sleep(0.05)
+    r = await api.patch("/api/v1/account/security", {"require_2fa": True}, who=admin_token)
+    assert r.status == 200
+    assert Counter(await asyncio.gather(*sockets)) == {(4003, "two-factor-required"): 60}
 
 
 # --- points 2 and 3: one throttle of second-factor checks per user, counted atomically ---
@@ -158,6 +183,7 @@ async def test_parallel_code_guesses_at_sign_in_check_at_most_the_limit(api, adm
     statuses = Counter(s for s, _ in replies)
     assert statuses == {401: 5, 429: IN_FLIGHT - 5}, statuses
     assert await logged(api, "login.2fa_failed") == 5
+    assert await logged(api, "login.2fa_throttled") == 1  # once per lock, not once per refusal
     # Even the right code now waits (checklist 13).
     r = await api.post("/api/v1/auth/2fa", {"challenge": challenge, "code": pyotp.TOTP(secret).at(api.clock.now)})
     assert r.status == 429 and int(r.headers["Retry-After"]) > 0
@@ -215,6 +241,8 @@ async def test_parallel_wrong_passwords_check_at_most_the_limit(api, admin):
     assert statuses == {401: 5, 429: IN_FLIGHT - 5}, statuses
     assert hasher.verify_calls - before == 5
     assert await logged(api, "login.failed") == 5
+    # Refusals are logged once per lock: a flood of refused attempts does not grow the log.
+    assert await logged(api, "login.throttled") == 1
     assert (await api.login(bob.email, bob.password)).status == 429
     api.clock.advance(61)
     assert (await api.login(bob.email, bob.password)).status == 200
@@ -285,7 +313,9 @@ async def test_a_failed_login_logs_the_identifier_only_when_it_names_an_account(
     rows = [json.loads(d) for (d,) in await api.rows(
         "SELECT data FROM activity WHERE type = 'login.failed' ORDER BY id")]
     assert typed not in json.dumps(rows)
-    assert set(rows[0]) == {"email_sha256", "reason"} and len(rows[0]["email_sha256"]) == 16
+    assert set(rows[0]) == {"email_digest", "reason"} and len(rows[0]["email_digest"]) == 16
+    # Keyed with a server secret: a reader of the log cannot test guesses with a plain hash.
+    assert rows[0]["email_digest"] not in hashlib.sha256(typed.encode()).hexdigest()
     assert rows[1] == {"email": ADMIN_EMAIL, "reason": "bad credentials"}
     # Nor anywhere else in the database, the activity chain included.
     assert not await api.rows("SELECT id FROM activity WHERE data LIKE ?", (f"%{typed}%",))

@@ -84,7 +84,8 @@ async def _checked_factor(tx: Tx, sealer: Sealer, config: Config, actor: Actor, 
     wait = throttle_delay(past, now=actor.now, limit=config.totp_failure_limit,
                           max_delay=config.login_max_delay_seconds)
     if wait > 0:
-        await _log(tx, actor, throttled, user_id)
+        if await throttle.first_refusal(tx, key, locked_since=max(past), now=actor.now):
+            await _log(tx, actor, throttled, user_id)
         return Checked(None, wait)
     used = await _second_factor(tx, sealer, user_id, code=code, recovery_code=recovery_code, now=actor.now,
                                 confirming=confirming)

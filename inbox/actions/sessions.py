@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -53,10 +54,16 @@ async def reserve_attempt(db: Database, config: Config, limits: Iterable[tuple[s
     since = now - config.login_window_seconds
 
     async def reserve(tx: Tx) -> tuple[float, list[int]]:
-        wait = max([throttle_delay(await throttle.failures(tx, key, since), now=now, limit=limit,
-                                   max_delay=config.login_max_delay_seconds) for key, limit in limits])
+        wait, first = 0.0, False
+        for key, limit in limits:
+            past = await throttle.failures(tx, key, since)
+            delay = throttle_delay(past, now=now, limit=limit, max_delay=config.login_max_delay_seconds)
+            if delay > 0:
+                wait = max(wait, delay)
+                first = await throttle.first_refusal(tx, key, locked_since=max(past), now=now) or first
         if wait > 0:
-            await throttled(tx)
+            if first:
+                await throttled(tx)
             return wait, []
         return 0.0, await throttle.record(tx, [key for key, _ in limits], now)
 
@@ -86,23 +93,24 @@ async def check_current_password(db: Database, hasher: Hasher, config: Config, a
     raise forbidden("The current password is not correct.")
 
 
-def attempted(email: str, target) -> dict[str, str]:
+def attempted(email: str, target, key: bytes) -> dict[str, str]:
     """What a refused sign-in logs of the identifier typed: the address when it names an account,
-    otherwise only a digest, because people type passwords into the email field and the activity
-    log must never hold a secret (checklist 30)."""
+    otherwise only a keyed digest, because people type passwords into the email field and the activity
+    log must never hold a secret (checklist 30). Keyed with a server secret, so a reader of the log or
+    of a stolen database cannot test guesses against it; equal identifiers still show as equal."""
     if target is not None:
         return {"email": email}
-    return {"email_sha256": hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]}
+    return {"email_digest": hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()[:16]}
 
 
 async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, password: str, ip: str,
-                   user_agent: str, old_token: str | None) -> Login:
+                   user_agent: str, old_token: str | None, identifier_key: bytes) -> Login:
     now = config.clock()
     policy = await security_rows.settings(db)
     # Refused and throttled attempts name the account they aimed at, so the log filters by user.
     user = await user_rows.get_user_by_email(db, email)
     target_id = user["id"] if user else None
-    typed = attempted(email, user)
+    typed = attempted(email, user, identifier_key)
     if not login_allowed(policy, ip):
         # The whitelist always gates login (SPEC 3), before any password is looked at.
         await db.write(lambda tx: activity.append(tx, at=now, actor_id=target_id, ip=ip, type="login.ip_refused",

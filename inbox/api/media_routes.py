@@ -77,7 +77,8 @@ ATTR_CHAR_EXTRA = "!#$&+^`|"
 def content_disposition(disposition: str, name: str) -> str:
     """RFC 6266: an ASCII fallback (a quoted-string, one character for each of the name's) and the
     exact name as an RFC 5987 ``ext-value`` in UTF-8 (checklist 29)."""
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    # Not '%' (old browsers decode %xx in the fallback, RFC 6266 appendix D) nor path separators.
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\%/' else "_" for c in name)
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe=ATTR_CHAR_EXTRA)}"
 
 

@@ -97,4 +97,5 @@ async def _open(request: web.Request, ws: web.WebSocketResponse) -> tuple[Connec
         return await _close(ws, CLOSE_FORBIDDEN, refused.slug)
     ip = client_ip(request)
     subject = subject_for(ident)
-    return request.app[HUB].connection(ws, request.transport, subject, ident.session_id, ip), last
+    return request.app[HUB].connection(ws, request.transport, subject, ident.session_id, ip,
+                                       has_2fa=ident.has_2fa), last

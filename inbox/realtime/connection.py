@@ -51,16 +51,18 @@ def frame(kind: str, **fields: Any) -> bytes:
 
 
 class Connection:
-    __slots__ = ("ws", "transport", "user_id", "session_id", "ip", "subject", "limit", "cursor", "live",
+    __slots__ = ("ws", "transport", "user_id", "session_id", "ip", "has_2fa", "subject", "limit", "cursor", "live",
                  "pending", "closed", "closer", "staged")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, subject: Subject,
-                 session_id: int, ip: str, limit: int) -> None:
+                 session_id: int, ip: str, limit: int, *, has_2fa: bool = False) -> None:
         self.ws = ws
         self.transport = transport
         self.user_id = subject.user_id
         self.session_id = session_id
         self.ip = ip
+        # Fixed for the session's life: turning 2FA on or off ends every session of the user.
+        self.has_2fa = has_2fa
         self.subject = subject
         self.limit = limit              # bytes the transport may hold unsent before the reader is too slow
         self.cursor = 0                 # the last event id this connection has handled
@@ -114,16 +116,16 @@ class Connection:
             await asyncio.sleep(CATCH_UP_POLL)
         return not self.closed
 
-    def close(self, code: int) -> None:
+    def close(self, code: int, reason: str = "") -> None:
         """Close from any task without waiting; ``closer`` finishes the job."""
         if self.closed:
             return
         self.closed = True
-        self.closer = asyncio.ensure_future(self._close(code))
+        self.closer = asyncio.ensure_future(self._close(code, reason))
 
-    async def _close(self, code: int) -> None:
+    async def _close(self, code: int, reason: str) -> None:
         try:
-            await asyncio.wait_for(self.ws.close(code=code), CLOSE_PATIENCE)
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_PATIENCE)
         except (TimeoutError, ConnectionError, RuntimeError):
             if self.transport is not None:
                 self.transport.abort()

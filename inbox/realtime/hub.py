@@ -85,14 +85,20 @@ class Hub:
     def all(self) -> list[Connection]:
         return [*self.reach.everyone, *self.attaching]
 
-    def connection(self, ws, transport, subject, session_id: int, ip: str) -> Connection:
-        return Connection(ws, transport, subject, session_id, ip, self.buffer_bytes)
+    def connection(self, ws, transport, subject, session_id: int, ip: str, *, has_2fa: bool) -> Connection:
+        return Connection(ws, transport, subject, session_id, ip, self.buffer_bytes, has_2fa=has_2fa)
 
     # --- connections ---
 
     async def attach(self, conn: Connection, last_event_id: int | None) -> None:
         conn.pending = []
         self.attaching.add(conn)  # buffer live events from now on
+        # The handshake checked the gates with the policy read with the session; a policy change the
+        # hub applied since then would miss this socket, so check again against the hub's policy. No
+        # await since joining ``attaching``: a change applied after this closes the socket there.
+        if not self._admits(conn):
+            self.attaching.discard(conn)
+            return
         try:
             await self._catch_up(conn, last_event_id)
         finally:
@@ -216,7 +222,7 @@ class Hub:
             self.defs = await load_defs(self.db)
         elif event.type == "security.changed":
             self.policy = await security_rows.settings(self.db)
-            await self._enforce_policy()
+            self._enforce_policy()
         elif event.type == "access.changed":
             users = event.data.get("user_ids")
             for uid in (list({c.user_id for c in self.all()}) if users is None else users):
@@ -242,12 +248,17 @@ class Hub:
             else:
                 conn.subject = subject
 
-    async def _enforce_policy(self) -> None:
+    def _admits(self, conn: Connection) -> bool:
+        """The workspace gates (``auth.gates``), as the handshake applies them; closes a refused socket."""
+        why = refusal(self.policy, ip=conn.ip, has_2fa=conn.has_2fa)
+        if why is not None:
+            conn.close(CLOSE_FORBIDDEN, why.value)
+        return why is None
+
+    def _enforce_policy(self) -> None:
         """Apply the workspace gates to open sockets at once, as the handshake applies them to new ones."""
-        enrolled = await security_rows.enrolled_users(self.db) if self.policy.get("require_2fa") else set()
         for conn in self.all():
-            if refusal(self.policy, ip=conn.ip, has_2fa=conn.user_id in enrolled) is not None:
-                conn.close(CLOSE_FORBIDDEN)
+            self._admits(conn)
 
     async def _sweep(self) -> None:
         """Close sockets whose session ended (logout, revocation, expiry cleanup) or user was disabled."""

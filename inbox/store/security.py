@@ -22,11 +22,6 @@ async def totp(db: Database | Tx, user_id: int):
     return await db.fetchone("SELECT * FROM user_totp WHERE user_id = ?", (user_id,))
 
 
-async def enrolled_users(db: Database | Tx) -> set[int]:
-    """Users whose second factor is confirmed."""
-    return {r[0] for r in await db.fetchall("SELECT user_id FROM user_totp WHERE confirmed_at IS NOT NULL")}
-
-
 async def gate_facts(db: Database, user_id: int):
     """What the workspace gates need of a user outside a session (a signed link's holder): active,
     admin, second factor on, and the workspace policy. None if there is no such user."""

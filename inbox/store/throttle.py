@@ -29,6 +29,17 @@ async def take_back(tx: Tx, rows: Iterable[int]) -> None:
     await tx.executemany("DELETE FROM login_failures WHERE rowid = ?", [(r,) for r in rows])
 
 
+async def first_refusal(tx: Tx, key: str, *, locked_since: float, now: float) -> bool:
+    """Whether this refused attempt is the first since ``key`` was locked (and mark it). A refusal is
+    logged once per lock, not once per attempt: a client refused thousands of times a second must not
+    grow the append-only activity log by a row each (a black-box test added 4 MB in 18 s)."""
+    marker = f"refused:{key}"
+    if await tx.fetchval("SELECT 1 FROM login_failures WHERE key = ? AND at >= ? LIMIT 1", (marker, locked_since)):
+        return False
+    await record(tx, (marker,), now)
+    return True
+
+
 async def clear(tx: Tx, key: str) -> None:
     await tx.execute("DELETE FROM login_failures WHERE key = ?", (key,))
 
