@@ -15,6 +15,7 @@ from .common import actor
 from .identity import COOKIE, CSRF_COOKIE, Identity, check_cross_site, client_ip, identity, presented_token
 from .models import AccountUpdate, LoginIn, PasswordChange
 from .problems import Problem, not_found
+from .responses import Account, Ended, LoginAnswer, SessionList, Token
 from .routing import Access, body, int_id, json_response, registry
 from .users_routes import check_password, session_json, user_json
 
@@ -38,7 +39,7 @@ async def account_json(request: web.Request, user_id: int) -> dict:
     return out
 
 
-@route("POST", "/api/v1/auth/login", access=Access.PUBLIC, tag="auth", body=LoginIn,
+@route("POST", "/api/v1/auth/login", response=LoginAnswer, access=Access.PUBLIC, tag="auth", body=LoginIn,
        summary="Sign in with email and password; returns a bearer token and sets the session cookie")
 async def login(request: web.Request) -> web.Response:
     check_cross_site(request)  # no login CSRF from other sites
@@ -77,13 +78,13 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-@route("GET", "/api/v1/account", access=Access.USER, tag="auth", summary="Who am I: profile and effective rights",
-       setup=True)
+@route("GET", "/api/v1/account", response=Account, access=Access.USER, tag="auth",
+       summary="Who am I: profile and effective rights", setup=True)
 async def get_account(request: web.Request) -> web.Response:
     return json_response(await account_json(request, identity(request).user_id))
 
 
-@route("PATCH", "/api/v1/account", access=Access.USER, tag="auth", body=AccountUpdate,
+@route("PATCH", "/api/v1/account", response=Account, access=Access.USER, tag="auth", body=AccountUpdate,
        summary="Change one's own name or avatar")
 async def update_account(request: web.Request) -> web.Response:
     data: AccountUpdate = await body(request)
@@ -95,7 +96,7 @@ async def update_account(request: web.Request) -> web.Response:
     return json_response(await account_json(request, uid))
 
 
-@route("POST", "/api/v1/account/password", access=Access.USER, tag="auth", body=PasswordChange,
+@route("POST", "/api/v1/account/password", response=Token, access=Access.USER, tag="auth", body=PasswordChange,
        summary="Change one's own password; every session ends and this one is rotated to a new token")
 async def change_password(request: web.Request) -> web.Response:
     data: PasswordChange = await body(request)
@@ -112,7 +113,7 @@ async def change_password(request: web.Request) -> web.Response:
     return response
 
 
-@route("GET", "/api/v1/sessions", access=Access.USER, tag="sessions",
+@route("GET", "/api/v1/sessions", response=SessionList, access=Access.USER, tag="sessions",
        summary="One's own sessions: device, address, created and last activity")
 async def list_sessions(request: web.Request) -> web.Response:
     ident = identity(request)
@@ -120,7 +121,8 @@ async def list_sessions(request: web.Request) -> web.Response:
     return json_response({"items": [session_json(r, ident.session_id) for r in found]})
 
 
-@route("DELETE", "/api/v1/sessions", access=Access.USER, tag="sessions", summary="Log out all other sessions")
+@route("DELETE", "/api/v1/sessions", response=Ended, access=Access.USER, tag="sessions",
+       summary="Log out all other sessions")
 async def end_other_sessions(request: web.Request) -> web.Response:
     ident = identity(request)
     ended = await do_end_sessions(request.app[DB], actor(request), ident.user_id, keep=ident.session_id,
