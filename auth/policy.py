@@ -206,14 +206,15 @@ class Subject:
             return {"allowed": True, "rule": "admin", "source": "admin",
                     "detail": "Administrators see and do everything."}
         answers = [self._source_answer(s, entity, action, record) for s in self.sources]
-        if not answers:
+        subscription_view = entity == "leads" and subscribed and action == "view"
+        if not answers and not subscription_view:
             return {"allowed": False, "rule": "no_rights", "source": None, "sources": [],
                     "detail": "The user has no role, no own rights and no group with a role."}
         granting = [a for a in answers if a["allows"]]
         if granting:
             best = max(granting, key=lambda a: a["level_index"])
             out = {"allowed": True, "rule": best["rule"], "source": best["source"], "level": best["level"]}
-        elif entity == "leads" and subscribed and action == "view":
+        elif subscription_view:
             out = {"allowed": True, "rule": "subscription", "source": "subscription",
                    "detail": "Subscribed users see the lead and its chats, but not its custom fields."}
         else:

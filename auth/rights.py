@@ -5,7 +5,8 @@ Policy (SPEC section 2):
 - Interrelation (rule 1): edit <= view, delete <= edit, export <= edit; a save is stored clamped.
 - Effective rights (rule 2): per-action maximum over the user's own rights (or role) and the roles of
   their groups; flags and pipeline access combine by "any source allows"; a missing pipeline is allowed
-  and a missing field is ``edit``. Where sources disagree, that path is a conflict.
+  and a missing field is ``edit``. Where sources disagree, that path is a conflict. A user with no
+  source at all has no rights, not even the ``edit`` a source gives its unlisted fields.
 
 Everything here is pure: no I/O, no clock. The JSON shape is validated in ``auth.rights_schema``.
 """
@@ -88,8 +89,12 @@ class Rights:
     stage_rights: Mapping[tuple[int, int], StageRight] = field(default_factory=lambda: _frozen({}))
     # pipeline_id -> allowed; a pipeline missing here is allowed
     pipeline_access: Mapping[int, bool] = field(default_factory=lambda: _frozen({}))
-    # (entity, field_id) -> HIDDEN | READ | EDIT; a field missing here is EDIT
+    # (entity, field_id) -> HIDDEN | READ | EDIT; a field missing here is ``field_default``
     field_rights: Mapping[tuple[str, int], int] = field(default_factory=lambda: _frozen({}))
+    # EDIT in every rights object a role or user holds (SPEC: a missing field is edit); HIDDEN only in
+    # the effective rights of a user with no source at all, who must not see a field no source lists.
+    # Not part of the JSON shape, which cannot say it: ``Effective.to_json`` shows it beside.
+    field_default: int = EDIT
 
     def entity(self, name: str) -> EntityRights:
         return getattr(self, name)
@@ -98,7 +103,7 @@ class Rights:
         return self.pipeline_access.get(pipeline_id, True)
 
     def field_access(self, entity: str, field_id: int) -> int:
-        return self.field_rights.get((entity, field_id), EDIT)
+        return self.field_rights.get((entity, field_id), self.field_default)
 
     def clamped(self) -> "Rights":
         return Rights(
@@ -111,6 +116,7 @@ class Rights:
             stage_rights=_frozen({k: v.clamped() for k, v in self.stage_rights.items()}),
             pipeline_access=self.pipeline_access,
             field_rights=self.field_rights,
+            field_default=self.field_default,
         )
 
     def without(self, *, pipeline_id: int | None = None, stage_id: int | None = None,
@@ -184,6 +190,9 @@ class Rights:
 
 
 NO_RIGHTS = Rights()
+# The effective rights of a user with no source (rule 2): NO_RIGHTS is an empty rights object, which as a
+# source still leaves every unlisted field editable; having no source at all shows no field.
+NO_SOURCE = Rights(field_default=HIDDEN)
 
 
 def full_rights() -> Rights:
@@ -257,9 +266,16 @@ class Effective:
     # shared by every Subject built from this object.
     tables: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
+    @property
+    def field_default(self) -> str:
+        """What a field no source lists is: "edit", or "hidden" for a user with no source. The rights
+        shape cannot say it, so responses show it beside the rights object."""
+        return FIELD_ACCESS[self.rights.field_default]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "rights": self.rights.to_json(),
+            "field_default": self.field_default,
             "sources": [s.to_json() for s in self.sources],
             "conflicts": list(self.conflicts),
         }
@@ -273,7 +289,7 @@ def effective(sources: Iterable[Source]) -> Effective:
     """
     sources = tuple(sources)
     if not sources:
-        return Effective(NO_RIGHTS, (), ())
+        return Effective(NO_SOURCE, (), ())
     stage_keys = sorted({k for s in sources for k in s.rights.stage_rights})
     pipelines = sorted({p for s in sources for p in s.rights.pipeline_access})
     fields = sorted({k for s in sources for k in s.rights.field_rights})
@@ -306,5 +322,6 @@ def effective(sources: Iterable[Source]) -> Effective:
         }),
         pipeline_access=_frozen({p: merged[f"pipeline_access.{p}"] for p in pipelines}),
         field_rights=_frozen({(e, f): merged[f"field_rights.{e}.{f}"] for e, f in fields}),
+        field_default=max(s.rights.field_default for s in sources),
     )
     return Effective(rights, sources, tuple(conflicts))

@@ -3,9 +3,10 @@
 Hypothesis draws a workspace (two pipelines of 2-3 stages, 1-3 roles, 3-4 users each with a role, own
 rights or nothing, 0-2 groups with random members and an optional role, random levels with and without
 clamping, stage rights, pipeline access, field rights on two lead fields, 1-2 contacts and 0-1 company,
-6-10 leads, subscriptions, lead moves, rights changes), builds it on a fresh server through the HTTP API,
-and compares the answers with ``Model`` below: a deliberately small, independent reading of SPEC
-section 2, docs/records.md and docs/rules.md. It never imports the server's permission core.
+6-10 leads, subscriptions, lead moves, rights changes, among them clearing a user's role and own
+rights), builds it on a fresh server through the HTTP API, and compares the answers with ``Model``
+below: a deliberately small, independent reading of SPEC section 2, docs/records.md and docs/rules.md.
+It never imports the server's permission core.
 
 Checked for every user (and the admin), phase by phase:
 - setup: the rights a save answers with are clamped (rule 1);
@@ -30,6 +31,8 @@ The model, in short:
   M when the responsible user is the user; D nothing.
 - A subscriber sees the lead (access "subscription", no ``custom_fields``) and nothing more (rule 5).
 - Field rights: per source, a missing field is ``edit``; the user gets the maximum (hidden < read < edit).
+- A user with neither a role nor own rights has no source of their own (rule 2): only their groups'
+  roles count, and with no source at all every level is D and no field is visible.
 - Contacts and companies use their own levels; inside a lead card an invisible one is name (and
   avatar) with ``restricted: true`` (rule 6).
 - 404 for a record the user may not view, 403 for a visible record and a forbidden action (rule 14).
@@ -148,9 +151,6 @@ def clamp_stage(view: str, edit: str, delete: str) -> dict[str, int]:
     return {"view": v, "edit": e, "delete": min(lv(delete), e)}
 
 
-NO_RIGHTS = RightsSpec(("D",) * 5, ("D",) * 5, ("D",) * 5, ("D", "D"), False, False, (), (), ())
-
-
 @functools.lru_cache(maxsize=4096)
 def source_of(spec: RightsSpec, kind: str, group: int | None = None) -> Source:
     return Source(
@@ -198,8 +198,8 @@ class Model:
             out = [source_of(self.roles[what], "role")]
         elif kind == "own":
             out = [source_of(what, "own")]
-        else:  # docs/rules.md: a new user holds no rights (own rights, all denied)
-            out = [source_of(NO_RIGHTS, "own")]
+        else:  # rule 2: neither a role nor own rights is no source of their own (docs/rules.md)
+            out = []
         for g, (members, role) in enumerate(self.groups):
             if u in members and role is not None:
                 out.append(source_of(self.roles[role], "group_role", g))
@@ -216,11 +216,11 @@ class Model:
         return level == G and owner != ADMIN and bool(self.groups_of(u) & self.groups_of(owner))
 
     def level(self, u: int, entity: str, action: str) -> int:
-        return max(s.entity[entity][action] for s in self.sources(u))
+        return max((s.entity[entity][action] for s in self.sources(u)), default=D)  # no source: no rights
 
     def lead_level(self, u: int, i: int, action: str) -> int:
         lead = self.leads[i]
-        return max(s.lead_levels(lead.pipeline, lead.stage)[action] for s in self.sources(u))
+        return max((s.lead_levels(lead.pipeline, lead.stage)[action] for s in self.sources(u)), default=D)
 
     def can_lead(self, u: int, i: int, action: str) -> bool:
         return self.covers(u, self.lead_level(u, i, action), self.leads[i].owner)
@@ -233,7 +233,8 @@ class Model:
         return None
 
     def field(self, u: int, f: int) -> int:
-        return max(s.field(f) for s in self.sources(u))
+        # With no source at all no field is visible (rule 2): the "missing is edit" default is a source's.
+        return max((s.field(f) for s in self.sources(u)), default=HIDDEN)
 
     def can_record(self, u: int, entity: str, action: str, owner: int) -> bool:
         return self.covers(u, self.level(u, entity, action), owner)
@@ -338,7 +339,7 @@ def workspaces(draw) -> Workspace:
     subscriptions = draw(st.frozensets(st.tuples(st.integers(0, len(leads) - 1), user_idx), max_size=6))
     # Rights changes applied mid-example (rule 13: they take effect on the next request).
     kinds = [st.tuples(st.just("user_rights"), user_idx, rights), st.tuples(st.just("user_role"), user_idx, role_idx),
-             st.tuples(st.just("role_rights"), role_idx, rights)]
+             st.tuples(st.just("role_rights"), role_idx, rights), st.tuples(st.just("user_clear"), user_idx, st.none())]
     if groups:
         group_idx = st.integers(0, len(groups) - 1)
         kinds += [st.tuples(st.just("group_members"), group_idx, members),
@@ -510,6 +511,11 @@ class Run:
             await self.ok(200, "PATCH", f"/api/v1/users/{self.users[target].user_id}",
                           {"role_id": self.role_ids[value]})
             m.user_src[target] = ("role", value)
+        elif kind == "user_clear":  # neither role nor own rights: no source of their own (docs/rules.md)
+            body = await self.ok(200, "PATCH", f"/api/v1/users/{self.users[target].user_id}",
+                                 {"role_id": None, "rights": None})
+            self.expect(f"user u{target}", "cleared role and rights", (body["role_id"], body["rights"]), (None, None))
+            m.user_src[target] = ("none", None)
         elif kind == "role_rights":
             body = await self.ok(200, "PATCH", f"/api/v1/roles/{self.role_ids[target]}",
                                  {"rights": self.rights_json(value)})
@@ -709,6 +715,7 @@ class Run:
         for e in ENTITIES:
             self.expect(who, f"effective rights.{e}", r.body["rights"][e],
                         {a: LEVELS[m.level(u, e, a)] for a in ACTIONS})
+        self.expect(who, "effective field_default", r.body.get("field_default"), "edit" if sources else "hidden")
         # Conflicts: every path with defaults filled in; a stage without an entry is the source's lead level.
         flats = []
         pipes = sorted({p for s in sources for p in s.pipelines})

@@ -472,8 +472,8 @@ async def test_explain_names_the_deciding_rule_and_source(api, world):
     assert (await why("admin", "delete", "tom-sales-0"))["rule"] == "admin"
     e = await why("maria", "view", "tom-sales-0")
     assert e["allowed"] is False and e["rule"] == "lead_level" and e["source"] == f"role {w.roles['agent']}"
-    e = await why("nobody", "view", "tom-sales-0")  # new users hold no rights (docs/rules.md)
-    assert (e["allowed"], e["rule"], e["source"], e["level"]) == (False, "lead_level", "own rights", "D")
+    e = await why("nobody", "view", "tom-sales-0")  # no role, no own rights, no group: no source (docs/rules.md)
+    assert (e["allowed"], e["rule"], e["source"], e["sources"]) == (False, "no_rights", None, [])
     await set_rights(api, w, "olga", {"leads": {"view": "A"}, "pipeline_access": {str(w.partners["id"]): False},
                                        "stage_rights": [{"pipeline_id": w.sales["id"], "stage_id": w.stage("sales", 1),
                                                          "view": "M", "edit": "D", "delete": "D"}]})

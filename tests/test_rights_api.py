@@ -251,3 +251,111 @@ async def test_a_deleted_stage_pipeline_or_field_id_is_never_given_out_again(api
     assert (await api.delete(f"/api/v1/pipelines/{pipeline}", who=admin)).status == 204   # its stages go too
     again = (await api.post("/api/v1/pipelines", {"name": "Sales", "stages": ["In"]}, who=admin)).body
     assert again["id"] > pipeline and again["stages"][0]["id"] > stage
+
+
+# --- issue 13.17: a user with neither a role nor own rights brings no source of their own (rule 2) ---
+
+async def _lead_with_a_field(api, admin, owner: int):
+    """A pipeline, a lead custom field and a lead with a value in it, owned by ``owner``."""
+    p = (await api.post("/api/v1/pipelines", {"name": "Sales", "stages": ["In"]}, who=admin)).body
+    field = (await api.post("/api/v1/leads/custom_fields", {"name": "Margin", "type": "text"}, who=admin)).body["id"]
+    lead = await api.post("/api/v1/leads", {"name": "Deal", "pipeline_id": p["id"], "stage_id": p["stages"][0]["id"],
+                                            "responsible_user_id": owner, "custom_fields": {str(field): "secret-42"}},
+                          who=admin)
+    assert lead.status == 201, lead.body
+    return p, field, lead.body["id"]
+
+
+async def test_a_group_role_hides_a_field_from_a_user_without_role_or_own_rights(api, admin):
+    """The group role says hidden and nothing else speaks for the user, so the field is hidden: no empty
+    "own rights" source whose unlisted fields are edit outvotes it."""
+    bob = await api.add_user(admin, "Bob")
+    carol = await api.add_user(admin, "Carol")  # the one who must see it: the same role, no hiding
+    p, field, lead = await _lead_with_a_field(api, admin, bob.user_id)
+    rights = {"leads": {"view": "A", "edit": "A"}, "field_rights": [{"entity": "leads", "field_id": field,
+                                                                    "access": "hidden"}]}
+    hiding = (await api.post("/api/v1/roles", {"name": "Agent", "rights": rights}, who=admin)).body["id"]
+    group = await api.post("/api/v1/groups", {"name": "Sales", "role_id": hiding, "user_ids": [bob.user_id]}, who=admin)
+    assert group.status == 201
+    open_role = (await api.post("/api/v1/roles", {"name": "Open", "rights": {"leads": {"view": "A"}}},
+                                who=admin)).body["id"]
+    assert (await api.patch(f"/api/v1/users/{carol.user_id}", {"role_id": open_role}, who=admin)).status == 200
+
+    r = await api.get(f"/api/v1/leads/{lead}", who=bob)
+    assert r.status == 200 and r.body["custom_fields"] == {}
+    assert "secret-42" not in r.text
+    assert "secret-42" not in (await api.get("/api/v1/leads", who=bob)).text
+    assert (await api.get("/api/v1/leads/custom_fields", who=bob)).body["items"] == []
+    r = await api.patch(f"/api/v1/leads/{lead}", {"custom_fields": {str(field): "x"}}, who=bob)
+    assert r.status == 422  # a hidden field is written like one that does not exist (docs/records.md)
+    assert (await api.get(f"/api/v1/leads/{lead}", who=carol)).body["custom_fields"] == {str(field): "secret-42"}
+
+    eff = (await api.get(f"/api/v1/users/{bob.user_id}/rights", who=admin)).body
+    assert [s["kind"] for s in eff["sources"]] == ["group_role"] and eff["conflicts"] == []
+    assert eff["rights"]["field_rights"] == [{"entity": "leads", "field_id": field, "access": "hidden"}]
+    why = await api.get("/api/v1/access/explain", who=admin,
+                        params={"user_id": str(bob.user_id), "entity": "leads", "action": "view", "record_id": str(lead)})
+    assert [a["rule"] for a in why.body["sources"]] == ["lead_level"] and why.body["allowed"] is True
+
+
+async def test_a_user_with_no_source_at_all_has_no_rights(api, admin):
+    """Every level D, every flag false, no pipeline and no field: a subscription shows the lead, never its
+    custom fields (rule 5)."""
+    nobody = await api.add_user(admin, "Nobody")
+    p, field, lead = await _lead_with_a_field(api, admin, nobody.user_id)
+    eff = (await api.get(f"/api/v1/users/{nobody.user_id}/rights", who=admin)).body
+    assert eff["sources"] == [] and eff["conflicts"] == [] and eff["field_default"] == "hidden"
+    assert {eff["rights"][e][a] for e in ("leads", "contacts", "companies") for a in eff["rights"][e]} == {"D"}
+    assert eff["rights"]["mail_access"] is False and eff["rights"]["files_access"] is False
+    me = (await api.get("/api/v1/account", who=nobody)).body
+    assert me["effective_field_default"] == "hidden" and me["effective_rights"]["leads"]["view"] == "D"
+    assert (await api.get("/api/v1/leads/custom_fields", who=nobody)).body["items"] == []
+    assert (await api.get("/api/v1/pipelines", who=nobody)).body["items"] == []
+    assert (await api.get(f"/api/v1/leads/{lead}", who=nobody)).status == 404  # even their own lead
+
+    r = await api.post(f"/api/v1/leads/{lead}/subscribers", {"user_id": nobody.user_id}, who=admin)
+    assert r.status == 200, r.body
+    r = await api.get(f"/api/v1/leads/{lead}", who=nobody)
+    assert r.status == 200 and r.body["access"] == "subscription" and "custom_fields" not in r.body
+    assert "secret-42" not in r.text
+    why = await api.get("/api/v1/access/explain", who=admin,
+                        params={"user_id": str(nobody.user_id), "entity": "leads", "action": "view",
+                                "record_id": str(lead)})
+    assert (why.body["allowed"], why.body["rule"], why.body["sources"]) == (True, "subscription", [])
+    why = await api.get("/api/v1/access/explain", who=admin,
+                        params={"user_id": str(nobody.user_id), "entity": "leads", "action": "edit",
+                                "record_id": str(lead)})
+    assert (why.body["allowed"], why.body["rule"], why.body["source"]) == (False, "no_rights", None)
+
+
+async def test_own_rights_are_a_source_only_while_set(api, admin):
+    """docs/rules.md: ``rights: null`` (or unsetting the role of a user without own rights) leaves no
+    source; a saved rights object is a source even when it grants nothing, and its unlisted fields are edit."""
+    role = (await api.post("/api/v1/roles", {"name": "Sales", "rights": SALES}, who=admin)).body["id"]
+    bob = await api.add_user(admin, "Bob", rights={})  # explicitly saved, all D
+    p, field, lead = await _lead_with_a_field(api, admin, bob.user_id)
+
+    async def kinds(user) -> list[str]:
+        body = (await api.get(f"/api/v1/users/{user.user_id}/rights", who=admin)).body
+        return [s["kind"] for s in body["sources"]]
+
+    assert await kinds(bob) == ["own"]
+    assert [f["id"] for f in (await api.get("/api/v1/leads/custom_fields", who=bob)).body["items"]] == [field]
+    r = await api.patch(f"/api/v1/users/{bob.user_id}", {"rights": None}, who=admin)
+    assert r.status == 200 and r.body["rights"] is None and r.body["role_id"] is None
+    assert await kinds(bob) == []
+    assert (await api.get("/api/v1/leads/custom_fields", who=bob)).body["items"] == []
+    assert await api.rows("SELECT rights, role_id FROM users WHERE id = ?", (bob.user_id,)) == [(None, None)]
+
+    assert (await api.patch(f"/api/v1/users/{bob.user_id}", {"role_id": role}, who=admin)).status == 200
+    assert await kinds(bob) == ["role"]
+    r = await api.patch(f"/api/v1/users/{bob.user_id}", {"role_id": None}, who=admin)
+    assert r.status == 200 and r.body["role_id"] is None and r.body["rights"] is None
+    assert await kinds(bob) == []
+
+    # Bad input changes nothing.
+    for bad in ({"rights": "none"}, {"rights": []}, {"rights": {"leads": {"view": "X"}}}):
+        r = await api.patch(f"/api/v1/users/{bob.user_id}", bad, who=admin)
+        assert r.status == 422 and r.content_type == "application/problem+json"
+    assert await kinds(bob) == []
+

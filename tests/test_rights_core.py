@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from auth.policy import Subject
 from auth.rights import (
     ENTITIES,
     NO_RIGHTS,
@@ -491,14 +492,52 @@ def test_single_source_has_no_conflicts_and_keeps_its_rights(r):
 
 def test_zero_sources_is_all_denied():
     eff = effective([])
-    assert eff.rights == NO_RIGHTS
     j = eff.rights.to_json()
+    assert j == NO_RIGHTS.to_json()
     for name in ENTITY_NAMES:
         assert set(j[name].values()) == {"D"}
     assert set(j["tasks"].values()) == {"D"}
     assert j["mail_access"] is False and j["files_access"] is False
     assert eff.sources == () and eff.conflicts == ()
     assert eff.to_json()["conflicts"] == [] and eff.to_json()["sources"] == []
+
+
+def test_zero_sources_show_no_field_but_an_empty_source_shows_every_field():
+    """Rule 2 (issue 13.17): with no source at all no field is visible; an empty rights object is still
+    a source, and a field it does not list is edit (SPEC section 2)."""
+    nothing = effective([])
+    assert nothing.rights.field_access("leads", 7) == HIDDEN
+    assert nothing.rights.field_access("contacts", 1) == HIDDEN
+    assert nothing.to_json()["field_default"] == "hidden"
+    empty = effective([Source("own", Rights.from_json({}))])
+    assert empty.rights.field_access("leads", 7) == EDIT
+    assert empty.to_json()["field_default"] == "edit"
+    hidden = Source("group_role", _rights(field_rights=[{"entity": "leads", "field_id": 7, "access": "hidden"}]),
+                    role_id=1, group_id=2)
+    assert effective([hidden]).rights.field_access("leads", 7) == HIDDEN
+    assert effective([hidden]).rights.field_access("leads", 8) == EDIT
+    assert effective([hidden]).to_json()["field_default"] == "edit"
+
+
+def test_a_user_with_no_source_can_do_nothing_and_see_no_field():
+    nobody = Subject(5, is_admin=False, effective=effective([]), members={5, 6})
+    lead = {"pipeline_id": 1, "stage_id": 2, "responsible_user_id": 5}
+    for action in ("view", "edit", "delete", "export"):
+        assert nobody.can_record("leads", action, lead) is False
+    for entity in ("contacts", "companies"):
+        assert nobody.can_entity(entity, "view", 5) is False
+    assert nobody.can_add_lead(1) is False
+    assert nobody.task_visible(6, attached_viewable=False) is False and nobody.can_task("edit", 5) is False
+    assert nobody.field_access("leads", 7) == HIDDEN and nobody.shown_fields("leads", [7, 8]) == []
+    # rule 5: a subscription shows the lead, never its custom fields, and explain says so
+    assert nobody.can_record("leads", "view", lead, subscribed=True) is True
+    assert nobody.lead_view_right(1, 2, 5) is False
+    why = nobody.explain("leads", "view", lead, subscribed=True)
+    assert (why["allowed"], why["rule"]) == (True, "subscription")
+    why = nobody.explain("leads", "view", lead)
+    assert (why["allowed"], why["rule"], why["source"], why["sources"]) == (False, "no_rights", None, [])
+    admin = Subject(1, is_admin=True, effective=effective([]), members={1})
+    assert admin.field_access("leads", 7) == EDIT
 
 
 def _rights(**kw) -> Rights:
