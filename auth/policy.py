@@ -208,18 +208,20 @@ class Subject:
         answers = [self._source_answer(s, entity, action, record) for s in self.sources]
         subscription_view = entity == "leads" and subscribed and action == "view"
         if not answers and not subscription_view:
-            return {"allowed": False, "rule": "no_rights", "source": None, "sources": [],
+            return {"allowed": False, "rule": "no_rights", "source": None, "source_detail": None, "sources": [],
                     "detail": "The user has no role, no own rights and no group with a role."}
         granting = [a for a in answers if a["allows"]]
         if granting:
             best = max(granting, key=lambda a: a["level_index"])
-            out = {"allowed": True, "rule": best["rule"], "source": best["source"], "level": best["level"]}
+            out = {"allowed": True, "rule": best["rule"], "source": best["source"],
+                   "source_detail": best["source_detail"], "level": best["level"]}
         elif subscription_view:
-            out = {"allowed": True, "rule": "subscription", "source": "subscription",
+            out = {"allowed": True, "rule": "subscription", "source": "subscription", "source_detail": None,
                    "detail": "Subscribed users see the lead and its chats, but not its custom fields."}
         else:
             best = max(answers, key=lambda a: a["level_index"])
-            out = {"allowed": False, "rule": best["rule"], "source": best["source"], "level": best["level"]}
+            out = {"allowed": False, "rule": best["rule"], "source": best["source"],
+                   "source_detail": best["source_detail"], "level": best["level"]}
             if entity == "leads" and subscribed:
                 out["detail"] = "A subscription never grants edit, delete or export."
         assert out["allowed"] == allowed, (out, allowed)
@@ -246,8 +248,9 @@ class Subject:
 
 
 def _answer(source: Source, rule: str, level: int, allows: bool) -> dict[str, Any]:
-    return {"source": source.label, "rule": rule, "level": LEVEL_CODES[level], "level_index": level,
-            "allows": allows}
+    # "source" stays the label it always was; "source_detail" names the role and group with their ids.
+    return {"source": source.label, "source_detail": source.to_json(), "rule": rule, "level": LEVEL_CODES[level],
+            "level_index": level, "allows": allows}
 
 
 def field_access_name(access: int) -> str:

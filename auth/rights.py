@@ -203,23 +203,34 @@ def full_rights() -> Rights:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One place a user's rights come from: own rights, their role, or a group's role."""
+    """One place a user's rights come from: own rights, their role, or a group's role.
+
+    Names are what an admin reads (explain, conflicts); the ids are what stays true after a rename.
+    """
 
     kind: str  # "own" | "role" | "group_role"
     rights: Rights
     role_id: int | None = None
     group_id: int | None = None
+    role_name: str | None = None
+    group_name: str | None = None
 
     @property
     def label(self) -> str:
         if self.kind == "own":
             return "own rights"
+        role = f"role {_named(self.role_name, self.role_id)}"
         if self.kind == "role":
-            return f"role {self.role_id}"
-        return f"group {self.group_id} role {self.role_id}"
+            return role
+        return f"{role} via group {_named(self.group_name, self.group_id)}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "role_id": self.role_id, "group_id": self.group_id, "label": self.label}
+        return {"kind": self.kind, "role_id": self.role_id, "role": self.role_name, "group_id": self.group_id,
+                "group": self.group_name, "label": self.label}
+
+
+def _named(name: str | None, row_id: int | None) -> str:
+    return f"{name} (#{row_id})" if name is not None else f"#{row_id}"
 
 
 def _flat(rights: Rights, stage_keys: Iterable[tuple[int, int]], pipelines: Iterable[int],
@@ -325,3 +336,4 @@ def effective(sources: Iterable[Source]) -> Effective:
         field_default=max(s.rights.field_default for s in sources),
     )
     return Effective(rights, sources, tuple(conflicts))
+

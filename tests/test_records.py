@@ -471,7 +471,7 @@ async def test_explain_names_the_deciding_rule_and_source(api, world):
 
     assert (await why("admin", "delete", "tom-sales-0"))["rule"] == "admin"
     e = await why("maria", "view", "tom-sales-0")
-    assert e["allowed"] is False and e["rule"] == "lead_level" and e["source"] == f"role {w.roles['agent']}"
+    assert e["allowed"] is False and e["rule"] == "lead_level" and e["source"] == f"role Agent (#{w.roles['agent']})"
     e = await why("nobody", "view", "tom-sales-0")  # no role, no own rights, no group: no source (docs/rules.md)
     assert (e["allowed"], e["rule"], e["source"], e["sources"]) == (False, "no_rights", None, [])
     await set_rights(api, w, "olga", {"leads": {"view": "A"}, "pipeline_access": {str(w.partners["id"]): False},
@@ -488,7 +488,9 @@ async def test_explain_names_the_deciding_rule_and_source(api, world):
     wide = await _role(api, w.admin, "Wide", {"leads": {"view": "A"}})
     await api.patch(f"/api/v1/groups/{w.group_id}", {"role_id": wide}, who=w.admin)
     e = await why("maria", "view", "tom-sales-0")
-    assert (e["allowed"], e["source"]) == (True, f"group {w.group_id} role {wide}")
+    assert (e["allowed"], e["source"]) == (True, f"role Wide (#{wide}) via group Sales team (#{w.group_id})")
+    assert e["source_detail"] == {"kind": "group_role", "role_id": wide, "role": "Wide", "group_id": w.group_id,
+                                  "group": "Sales team", "label": e["source"]}
     assert (await why("maria", "add", pipeline_id=str(w.sales["id"])))["allowed"] is True
     r = await api.get("/api/v1/access/explain", who=w.admin, params={"user_id": str(w.users["gina"].user_id),
                                                                     "entity": "contacts", "action": "view",

@@ -295,7 +295,7 @@ async def test_a_group_role_hides_a_field_from_a_user_without_role_or_own_rights
     assert eff["rights"]["field_rights"] == [{"entity": "leads", "field_id": field, "access": "hidden"}]
     why = await api.get("/api/v1/access/explain", who=admin,
                         params={"user_id": str(bob.user_id), "entity": "leads", "action": "view", "record_id": str(lead)})
-    assert [a["rule"] for a in why.body["sources"]] == ["lead_level"] and why.body["allowed"] is True
+    assert [a["source_detail"]["kind"] for a in why.body["sources"]] == ["group_role"]
 
 
 async def test_a_user_with_no_source_at_all_has_no_rights(api, admin):
@@ -359,3 +359,34 @@ async def test_own_rights_are_a_source_only_while_set(api, admin):
         assert r.status == 422 and r.content_type == "application/problem+json"
     assert await kinds(bob) == []
 
+
+# --- issue 13.20: sources are named by their role's and group's names, with ids ---
+
+async def test_sources_are_named_by_role_and_group_names(api, admin):
+    sales = (await api.post("/api/v1/roles", {"name": "Sales rep", "rights": SALES}, who=admin)).body["id"]
+    lead_role = (await api.post("/api/v1/roles", {"name": "Team lead", "rights": LEAD}, who=admin)).body["id"]
+    bob = await api.add_user(admin, "Bob", role_id=sales)
+    group = (await api.post("/api/v1/groups", {"name": "North", "role_id": lead_role, "user_ids": [bob.user_id]},
+                            who=admin)).body["id"]
+    eff = (await api.get(f"/api/v1/users/{bob.user_id}/rights", who=admin)).body
+    role_src = {"kind": "role", "role_id": sales, "role": "Sales rep", "group_id": None, "group": None,
+                "label": f"role Sales rep (#{sales})"}
+    group_src = {"kind": "group_role", "role_id": lead_role, "role": "Team lead", "group_id": group, "group": "North",
+                 "label": f"role Team lead (#{lead_role}) via group North (#{group})"}
+    assert eff["sources"] == [role_src, group_src]
+    view = {c["path"]: c for c in eff["conflicts"]}["leads.view"]
+    assert view["values"] == [{"source": role_src["label"], "value": "M"}, {"source": group_src["label"], "value": "G"}]
+
+    p = (await api.post("/api/v1/pipelines", {"name": "Sales", "stages": ["In"]}, who=admin)).body
+    lead = (await api.post("/api/v1/leads", {"name": "Deal", "pipeline_id": p["id"], "stage_id": p["stages"][0]["id"]},
+                           who=admin)).body["id"]
+    why = (await api.get("/api/v1/access/explain", who=admin, params={
+        "user_id": str(bob.user_id), "entity": "leads", "action": "view", "record_id": str(lead)})).body
+    assert why["allowed"] is False and why["source"] == group_src["label"] and why["source_detail"] == group_src
+    assert [a["source_detail"] for a in why["sources"]] == [role_src, group_src]
+
+    # A rename shows at once (rule 13); the ids stay.
+    assert (await api.patch(f"/api/v1/groups/{group}", {"name": "South"}, who=admin)).status == 200
+    eff = (await api.get(f"/api/v1/users/{bob.user_id}/rights", who=admin)).body
+    assert eff["sources"][1]["group"] == "South" and eff["sources"][1]["group_id"] == group
+    assert eff["sources"][1]["label"] == f"role Team lead (#{lead_role}) via group South (#{group})"

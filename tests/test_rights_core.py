@@ -355,17 +355,23 @@ def source_lists(draw, min_size=0, max_size=4):
     out = []
     for i in range(n):
         kind = "own" if i == 0 and draw(st.booleans()) else draw(st.sampled_from(["role", "group_role"]))
+        named = kind != "own" and draw(st.booleans())
         out.append(Source(kind, draw(rights_objects), role_id=100 + i,
-                          group_id=200 + i if kind == "group_role" else None))
+                          group_id=200 + i if kind == "group_role" else None,
+                          role_name=f"Role {i}" if named else None,
+                          group_name=f"Team {i}" if named and kind == "group_role" else None))
     return out
 
 
 def ref_label(s: Source) -> str:
+    """Sources are named by their role's and group's names, each with its id (ids alone when unnamed)."""
     if s.kind == "own":
         return "own rights"
+    role = f"role {s.role_name} (#{s.role_id})" if s.role_name else f"role #{s.role_id}"
     if s.kind == "role":
-        return f"role {s.role_id}"
-    return f"group {s.group_id} role {s.role_id}"
+        return role
+    group = f"group {s.group_name} (#{s.group_id})" if s.group_name else f"group #{s.group_id}"
+    return f"{role} via {group}"
 
 
 def ref_paths(sources: list[Source]) -> dict[str, list[Any]]:
@@ -554,15 +560,34 @@ def test_effective_per_action_maximum_and_conflict_detail():
     assert set(conflicts) == {"leads.add", "leads.view", "leads.edit", "mail_access"}
     assert conflicts["leads.view"] == {
         "path": "leads.view", "effective": "G",
-        "values": [{"source": "own rights", "value": "M"}, {"source": "group 5 role 3", "value": "G"}],
+        "values": [{"source": "own rights", "value": "M"}, {"source": "role #3 via group #5", "value": "G"}],
     }
     assert conflicts["mail_access"]["effective"] is True
     assert conflicts["mail_access"]["values"] == [{"source": "own rights", "value": False},
-                                                  {"source": "group 5 role 3", "value": True}]
+                                                  {"source": "role #3 via group #5", "value": True}]
     assert eff.to_json()["sources"] == [
-        {"kind": "own", "role_id": None, "group_id": None, "label": "own rights"},
-        {"kind": "group_role", "role_id": 3, "group_id": 5, "label": "group 5 role 3"},
+        {"kind": "own", "role_id": None, "role": None, "group_id": None, "group": None, "label": "own rights"},
+        {"kind": "group_role", "role_id": 3, "role": None, "group_id": 5, "group": None,
+         "label": "role #3 via group #5"},
     ]
+
+
+def test_sources_are_named_by_their_role_and_group_with_ids():
+    """Issue 13.20: an admin reads names, and the ids stay beside them."""
+    r = _rights(leads={"view": "M"})
+    grp = Source("group_role", r, role_id=3, group_id=5, role_name="Agent", group_name="Sales")
+    role = Source("role", _rights(leads={"view": "A"}), role_id=2, role_name="Manager")
+    assert grp.to_json() == {"kind": "group_role", "role_id": 3, "role": "Agent", "group_id": 5, "group": "Sales",
+                             "label": "role Agent (#3) via group Sales (#5)"}
+    assert role.to_json() == {"kind": "role", "role_id": 2, "role": "Manager", "group_id": None, "group": None,
+                              "label": "role Manager (#2)"}
+    conflict = {c["path"]: c for c in effective([role, grp]).conflicts}["leads.view"]
+    assert conflict["values"] == [{"source": "role Manager (#2)", "value": "A"},
+                                  {"source": "role Agent (#3) via group Sales (#5)", "value": "M"}]
+    why = Subject(9, is_admin=False, effective=effective([role, grp]), members={9}).explain(
+        "leads", "view", {"pipeline_id": 1, "stage_id": 1, "responsible_user_id": 4})
+    assert (why["source"], why["source_detail"]) == ("role Manager (#2)", role.to_json())
+    assert [a["source_detail"]["label"] for a in why["sources"]] == [role.label, grp.label]
 
 
 def test_effective_agreeing_sources_have_no_conflict():
@@ -620,9 +645,9 @@ def test_effective_stage_rights_compare_against_the_lead_level_of_a_source_witho
     assert dict(eff.rights.stage_rights) == {(1, 3): StageRight(G, M, D)}
     conflicts = {c["path"]: c for c in eff.conflicts}
     assert conflicts["stage_rights.1.3.view"]["values"] == [
-        {"source": "role 1", "value": "M"}, {"source": "group 4 role 2", "value": "G"}]
+        {"source": "role #1", "value": "M"}, {"source": "role #2 via group #4", "value": "G"}]
     assert conflicts["stage_rights.1.3.edit"]["values"] == [
-        {"source": "role 1", "value": "M"}, {"source": "group 4 role 2", "value": "D"}]
+        {"source": "role #1", "value": "M"}, {"source": "role #2 via group #4", "value": "D"}]
     assert "stage_rights.1.3.delete" not in conflicts  # D from the entry, D from the lead level
 
     # a source whose lead level equals the stage entry does not conflict on that stage path

@@ -38,11 +38,12 @@ async def load_effective(db: Database | Tx, user_id: int) -> Effective:
 
 def effective_from(found) -> Effective:
     """Effective rights from ``users.RIGHTS_SOURCES`` rows (shared, see ``_EFFECTIVE``)."""
-    key = tuple((r["kind"], r["role_id"], r["group_id"], r["rights"]) for r in found)
+    key = tuple((r["kind"], r["role_id"], r["group_id"], r["rights"], r["role_name"], r["group_name"])
+                for r in found)
     cached = _EFFECTIVE.get(key)
     if cached is None:
-        sources = [Source(kind, Rights.from_json(orjson.loads(text)) if text else Rights(), role_id, group_id)
-                   for kind, role_id, group_id, text in key]
+        sources = [Source(kind, Rights.from_json(orjson.loads(text)), role_id, group_id, role_name, group_name)
+                   for kind, role_id, group_id, text, role_name, group_name in key]
         if len(_EFFECTIVE) >= _EFFECTIVE_MAX:
             _EFFECTIVE.clear()
         cached = _EFFECTIVE[key] = effective(sources)

@@ -184,15 +184,15 @@ async def delete_role(tx: Tx, role_id: int) -> None:
     await tx.execute("DELETE FROM roles WHERE id = ?", (role_id,))
 
 
-# Rows (kind, role_id, group_id, rights JSON) that feed a user's effective rights (rule 2). Own rights
-# count only when set: NULL is "no own rights", so a user with neither a role nor own rights brings no
-# source of their own (a stored object, even all D, is a source).
+# Rows (kind, role_id, group_id, rights JSON, role name, group name) that feed a user's effective
+# rights (rule 2). Own rights count only when set: NULL is "no own rights", so a user with neither a
+# role nor own rights brings no source of their own (a stored object, even all D, is a source).
 RIGHTS_SOURCES = (
-    "SELECT 'own' AS kind, NULL AS role_id, NULL AS group_id, u.rights AS rights FROM users u"
-    "  WHERE u.id = :uid AND u.role_id IS NULL AND u.rights IS NOT NULL"
-    " UNION ALL SELECT 'role', r.id, NULL, r.rights FROM users u JOIN roles r ON r.id = u.role_id"
+    "SELECT 'own' AS kind, NULL AS role_id, NULL AS group_id, u.rights AS rights, NULL AS role_name,"
+    "  NULL AS group_name FROM users u WHERE u.id = :uid AND u.role_id IS NULL AND u.rights IS NOT NULL"
+    " UNION ALL SELECT 'role', r.id, NULL, r.rights, r.name, NULL FROM users u JOIN roles r ON r.id = u.role_id"
     "  WHERE u.id = :uid"
-    " UNION ALL SELECT 'group_role', r.id, g.id, r.rights FROM group_members m"
+    " UNION ALL SELECT 'group_role', r.id, g.id, r.rights, r.name, g.name FROM group_members m"
     "  JOIN groups g ON g.id = m.group_id JOIN roles r ON r.id = g.role_id WHERE m.user_id = :uid"
     " ORDER BY 1 DESC, 3")
 # Everyone who shares at least one group with the user (the reach of level G).
