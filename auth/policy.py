@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .rights import (A, D, EDIT, ENTITIES, FIELD_ACCESS, HIDDEN, LEVEL_CODES, READ, Effective, Rights,
-                     Source, full_rights)
+                     Source, admin_effective, full_rights)
 
 LEAD_ACTIONS = ("view", "edit", "delete", "export")
 
@@ -203,7 +203,7 @@ class Subject:
         allowed = self.can_record(entity, action, record, subscribed=subscribed) if action != "add" else (
             self.can_add_lead(record["pipeline_id"]) if entity == "leads" else self.can_entity(entity, "add", 0))
         if self.is_admin:
-            return {"allowed": True, "rule": "admin", "source": "admin",
+            return {"allowed": True, "rule": "admin", "source": "admin", "source_detail": dict(_ADMIN_SOURCE),
                     "detail": "Administrators see and do everything."}
         answers = [self._source_answer(s, entity, action, record) for s in self.sources]
         subscription_view = entity == "leads" and subscribed and action == "view"
@@ -251,6 +251,9 @@ def _answer(source: Source, rule: str, level: int, allows: bool) -> dict[str, An
     # "source" stays the label it always was; "source_detail" names the role and group with their ids.
     return {"source": source.label, "source_detail": source.to_json(), "rule": rule, "level": LEVEL_CODES[level],
             "level_index": level, "allows": allows}
+
+
+_ADMIN_SOURCE = admin_effective().sources[0].to_json()
 
 
 def field_access_name(access: int) -> str:

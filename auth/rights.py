@@ -208,7 +208,7 @@ class Source:
     Names are what an admin reads (explain, conflicts); the ids are what stays true after a rename.
     """
 
-    kind: str  # "own" | "role" | "group_role"
+    kind: str  # "own" | "role" | "group_role" | "admin" (only in what an administrator is shown)
     rights: Rights
     role_id: int | None = None
     group_id: int | None = None
@@ -219,6 +219,8 @@ class Source:
     def label(self) -> str:
         if self.kind == "own":
             return "own rights"
+        if self.kind == "admin":
+            return "administrator"
         role = f"role {_named(self.role_name, self.role_id)}"
         if self.kind == "role":
             return role
@@ -337,3 +339,9 @@ def effective(sources: Iterable[Source]) -> Effective:
     )
     return Effective(rights, sources, tuple(conflicts))
 
+
+def admin_effective() -> Effective:
+    """What an administrator is shown as their effective rights: everything, from being an administrator.
+    Their role, own rights and groups' roles stay stored but decide nothing while they are one."""
+    full = full_rights()
+    return Effective(full, (Source("admin", full),), ())

@@ -360,6 +360,32 @@ async def test_own_rights_are_a_source_only_while_set(api, admin):
     assert await kinds(bob) == []
 
 
+# --- issue 13.19: what an administrator really holds ---
+
+async def test_an_administrators_effective_rights_are_everything(api, admin):
+    role = (await api.post("/api/v1/roles", {"name": "Sales", "rights": SALES}, who=admin)).body["id"]
+    boss = await api.add_user(admin, "Boss", is_admin=True, role_id=role)  # a role decides nothing for an admin
+    for who in (admin, boss):
+        me = (await api.get("/api/v1/account", who=who)).body
+        assert me["is_admin"] is True
+        rights = me["effective_rights"]
+        for entity in ("leads", "contacts", "companies"):
+            assert rights[entity] == {"add": "A", "view": "A", "edit": "A", "delete": "A", "export": "A"}
+        assert rights["tasks"] == {"edit": "A", "delete": "A"}
+        assert rights["mail_access"] is True and rights["files_access"] is True
+        assert rights["pipeline_access"] == {} and rights["field_rights"] == []
+        assert me["effective_field_default"] == "edit"
+        eff = (await api.get(f"/api/v1/users/{who.user_id}/rights", who=admin)).body
+        assert eff["is_admin"] is True and eff["rights"] == rights and eff["conflicts"] == []
+        assert [s["kind"] for s in eff["sources"]] == ["admin"]
+    # demoted, the stored role decides again
+    assert (await api.patch(f"/api/v1/users/{boss.user_id}", {"is_admin": False}, who=admin)).status == 200
+    me = (await api.get("/api/v1/account", who=boss)).body
+    assert me["is_admin"] is False and me["effective_rights"]["leads"]["view"] == "M"
+    eff = (await api.get(f"/api/v1/users/{boss.user_id}/rights", who=admin)).body
+    assert [s["kind"] for s in eff["sources"]] == ["role"] and eff["rights"]["contacts"]["view"] == "D"
+
+
 # --- issue 13.20: sources are named by their role's and group's names, with ids ---
 
 async def test_sources_are_named_by_role_and_group_names(api, admin):

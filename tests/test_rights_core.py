@@ -546,6 +546,26 @@ def test_a_user_with_no_source_can_do_nothing_and_see_no_field():
     assert admin.field_access("leads", 7) == EDIT
 
 
+def test_an_administrator_is_shown_everything_they_hold():
+    """Issue 13.19: an administrator's effective rights are every level A, every flag true, every field
+    edit, from being an administrator (not the all-D of holding no rights object)."""
+    from auth.rights import admin_effective
+
+    j = admin_effective().to_json()
+    for name in ENTITY_NAMES:
+        assert j["rights"][name] == {a: "A" for a in ENT_ACTIONS}
+    assert j["rights"]["tasks"] == {"edit": "A", "delete": "A"}
+    assert j["rights"]["mail_access"] is True and j["rights"]["files_access"] is True
+    assert j["rights"]["pipeline_access"] == {} and j["rights"]["field_rights"] == []  # nothing denied
+    assert j["field_default"] == "edit"
+    assert j["sources"] == [{"kind": "admin", "role_id": None, "role": None, "group_id": None, "group": None,
+                             "label": "administrator"}]
+    assert j["conflicts"] == []
+    why = Subject(1, is_admin=True, effective=effective([]), members={1}).explain(
+        "leads", "delete", {"pipeline_id": 1, "stage_id": 1, "responsible_user_id": 4})
+    assert (why["allowed"], why["rule"], why["source_detail"]["kind"]) == (True, "admin", "admin")
+
+
 def _rights(**kw) -> Rights:
     return Rights.from_json(kw)
 

@@ -15,7 +15,7 @@ async def test_login_returns_token_and_account(api):
     r = await api.login(ADMIN_EMAIL, ADMIN_PASSWORD, headers={"User-Agent": "pytest-browser/1.0"})
     assert r.status == 200
     assert len(r.body["token"]) >= 43 and r.body["user"]["email"] == ADMIN_EMAIL
-    assert r.body["user"]["effective_rights"]["leads"]["view"] == "D"  # admin holds no own rights object
+    assert r.body["user"]["effective_rights"]["leads"]["view"] == "A"  # what an admin really holds (docs/rules.md)
     s = await api.get("/api/v1/sessions", who=r.body["token"])
     assert [(x["device"], x["ip"], x["current"]) for x in s.body["items"]] == [("pytest-browser/1.0", "127.0.0.1", True)]
 

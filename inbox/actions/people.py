@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from auth.rights import Effective, Rights, Source, effective
+from auth.rights import Effective, Rights, Source, admin_effective, effective
 
 from ..api.problems import conflict, invalid, not_found
 from ..store import activity, events
@@ -32,8 +32,13 @@ _EFFECTIVE: dict[tuple, Effective] = {}
 _EFFECTIVE_MAX = 4096
 
 
-async def load_effective(db: Database | Tx, user_id: int) -> Effective:
-    return effective_from(await rows.rights_sources(db, user_id))
+# Administrators see and do everything whatever their role, own rights or groups say (SPEC 1).
+ADMIN_EFFECTIVE = admin_effective()
+
+
+async def load_effective(db: Database | Tx, user_id: int, *, is_admin: bool = False) -> Effective:
+    """What the user effectively holds, as shown to people: for an administrator, everything."""
+    return ADMIN_EFFECTIVE if is_admin else effective_from(await rows.rights_sources(db, user_id))
 
 
 def effective_from(found) -> Effective:

@@ -35,7 +35,7 @@ async def account_json(request: web.Request, user_id: int) -> dict:
     db = request.app[DB]
     row = await rows.get_user(db, user_id)
     out = user_json(row, await rows.group_ids_of(db, user_id), full=True)
-    eff = await people.load_effective(db, user_id)
+    eff = await people.load_effective(db, user_id, is_admin=bool(row["is_admin"]))
     out["effective_rights"] = eff.rights.to_json()
     out["effective_field_default"] = eff.field_default
     return out

@@ -111,7 +111,7 @@ async def effective_rights(request: web.Request) -> web.Response:
     row = await rows.get_user(db, uid)
     if row is None:
         raise not_found("user")
-    eff = await people.load_effective(db, uid)
+    eff = await people.load_effective(db, uid, is_admin=bool(row["is_admin"]))
     return json_response({"user_id": uid, "is_admin": bool(row["is_admin"]), **eff.to_json()})
 
 
