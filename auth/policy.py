@@ -15,10 +15,23 @@ Contacts, companies and tasks have no pipeline or stage, so the merged levels de
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
-from .rights import (A, D, EDIT, ENTITIES, FIELD_ACCESS, HIDDEN, LEVEL_CODES, READ, Effective, Rights,
-                     Source, admin_effective, full_rights)
+from .rights import (
+    EDIT,
+    ENTITIES,
+    FIELD_ACCESS,
+    HIDDEN,
+    LEVEL_CODES,
+    READ,
+    A,
+    D,
+    Effective,
+    Rights,
+    Source,
+    admin_effective,
+    full_rights,
+)
 
 LEAD_ACTIONS = ("view", "edit", "delete", "export")
 
@@ -44,7 +57,8 @@ def _source_lead_rule(rights: Rights, pipeline_id: int, stage_id: int) -> str:
 # A scope is what one level covers for this user, ready for one membership test: ``True`` (A: every
 # record), or a container of the responsible users whose records it covers (G: the group co-members
 # and the user, M: the user alone, D: nobody). Deciding is then ``scope is True or responsible in scope``.
-_NOBODY: tuple = ()
+_NOBODY: tuple[int, ...] = ()
+Scope = tuple[int, ...] | frozenset[int] | Literal[True]
 _LEAD_INDEX = {action: i for i, action in enumerate(LEAD_ACTIONS)}
 _ENTITY_ACTIONS = ("add", "view", "edit", "delete", "export")
 
@@ -110,7 +124,7 @@ class Subject:
         if levels is None:
             levels = effective.tables[is_admin] = _Levels(self.sources, self.rights, is_admin)
         self._levels = levels
-        self._scopes = (_NOBODY, (user_id,), self.members, True)  # indexed by level: D, M, G, A
+        self._scopes: tuple[Scope, ...] = (_NOBODY, (user_id,), self.members, True)  # by level: D, M, G, A
 
     @property
     def rights_class(self) -> object:

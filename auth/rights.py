@@ -46,12 +46,13 @@ class EntityRights:
     delete: int = D
     export: int = D
 
-    def clamped(self) -> "EntityRights":
+    def clamped(self) -> EntityRights:
         view, edit, delete, export = _clamp_chain(self.view, self.edit, self.delete, self.export)
         return EntityRights(A if self.add == A else D, view, edit, delete, export)
 
     def level(self, action: str) -> int:
-        return getattr(self, action)
+        level: int = getattr(self, action)
+        return level
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,7 @@ class TaskRights:
     edit: int = D
     delete: int = D
 
-    def clamped(self) -> "TaskRights":
+    def clamped(self) -> TaskRights:
         return TaskRights(self.edit, min(self.delete, self.edit))
 
 
@@ -69,11 +70,11 @@ class StageRight:
     edit: int = D
     delete: int = D
 
-    def clamped(self) -> "StageRight":
+    def clamped(self) -> StageRight:
         return StageRight(*_clamp_chain(self.view, self.edit, self.delete))
 
 
-def _frozen(mapping: Mapping) -> Mapping:
+def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(dict(mapping))
 
 
@@ -97,7 +98,8 @@ class Rights:
     field_default: int = EDIT
 
     def entity(self, name: str) -> EntityRights:
-        return getattr(self, name)
+        rights: EntityRights = getattr(self, name)
+        return rights
 
     def pipeline_allowed(self, pipeline_id: int) -> bool:
         return self.pipeline_access.get(pipeline_id, True)
@@ -105,7 +107,7 @@ class Rights:
     def field_access(self, entity: str, field_id: int) -> int:
         return self.field_rights.get((entity, field_id), self.field_default)
 
-    def clamped(self) -> "Rights":
+    def clamped(self) -> Rights:
         return Rights(
             leads=self.leads.clamped(),
             contacts=self.contacts.clamped(),
@@ -120,7 +122,7 @@ class Rights:
         )
 
     def without(self, *, pipeline_id: int | None = None, stage_id: int | None = None,
-                field: tuple[str, int] | None = None) -> "Rights":
+                field: tuple[str, int] | None = None) -> Rights:
         """These rights with no entry naming that pipeline (its access and its stages' rights), stage
         or custom field: what a rights object keeps once the thing it names is deleted."""
         return replace(
@@ -153,7 +155,7 @@ class Rights:
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Rights":
+    def from_json(cls, data: Mapping[str, Any]) -> Rights:
         """Build from an already-validated JSON object (see ``auth.rights_schema``).
 
         Missing keys mean "denied" (levels D, flags false); this is the deny-by-default rule.
@@ -277,7 +279,7 @@ class Effective:
     conflicts: tuple[dict[str, Any], ...]
     # The permission core's level tables for these sources (by is_admin), filled on first use and
     # shared by every Subject built from this object.
-    tables: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
+    tables: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     @property
     def field_default(self) -> str:

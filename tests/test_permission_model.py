@@ -63,6 +63,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CALLED_ROUTES, Api, Clock, Persona, make_config
+
 from inbox.app import create_app
 from inbox.keys import CONFIG, DB, HASHER
 from inbox.workspace import init_workspace
@@ -176,7 +177,7 @@ class LeadState:
 
 
 class Model:
-    def __init__(self, ws: "Workspace") -> None:
+    def __init__(self, ws: Workspace) -> None:
         self.n_users = len(ws.users)
         self.stage_keys = [(p, s) for p in range(N_PIPELINES) for s in range(ws.stage_counts[p])]
         self.roles: list[RightsSpec] = list(ws.roles)
@@ -185,9 +186,9 @@ class Model:
         self.contacts = list(ws.contacts)
         self.companies = list(ws.companies)
         self.leads: dict[int, LeadState] = {
-            i: LeadState(l.pipeline, l.stage, l.owner, l.contacts, l.company,
+            i: LeadState(lead.pipeline, lead.stage, lead.owner, lead.contacts, lead.company,
                          values={f: f"val-L{i}-F{f}-0" for f in range(N_FIELDS)})
-            for i, l in enumerate(ws.leads)}
+            for i, lead in enumerate(ws.leads)}
         self.subs: set[tuple[int, int]] = set(ws.subscriptions)
 
     # --- sources and levels ---
@@ -528,7 +529,7 @@ class Run:
         elif kind == "user_groups":
             await self.ok(200, "PATCH", f"/api/v1/users/{self.users[target].user_id}",
                           {"group_ids": [self.group_ids[g] for g in sorted(value)]})
-            for g, (members, role) in enumerate(m.groups):
+            for g, (members, _role) in enumerate(m.groups):
                 members.discard(target)
                 if g in value:
                     members.add(target)
