@@ -7,7 +7,6 @@ mode 0600. A stolen database without the key does not give away anyone's second 
 from __future__ import annotations
 
 import hashlib
-
 import os
 from pathlib import Path
 

@@ -22,10 +22,9 @@ from auth.tokens import new_token, token_hash
 from ..api.problems import Problem, conflict, invalid, ip_refused, not_found, too_many, unauthorized
 from ..config import Config
 from ..sealing import Sealer
-from ..store import activity, events
+from ..store import activity, events, throttle
 from ..store import security as rows
 from ..store import sessions as session_rows
-from ..store import throttle
 from ..store import users as user_rows
 from ..store.db import Database, Tx
 from .context import Actor

@@ -14,10 +14,9 @@ from auth.tokens import new_token, token_hash
 
 from ..api.problems import Problem, forbidden, ip_refused, not_found, too_many, unauthorized
 from ..config import Config
-from ..store import activity
+from ..store import activity, throttle
 from ..store import security as security_rows
 from ..store import sessions as session_rows
-from ..store import throttle
 from ..store import users as user_rows
 from ..store.db import Database, Tx
 from .context import Actor

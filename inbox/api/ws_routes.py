@@ -72,7 +72,7 @@ async def _open(request: web.Request, ws: web.WebSocketResponse) -> tuple[Connec
     handler for the life of the socket: an idle socket should cost only what it needs."""
     try:
         msg = await ws.receive(timeout=AUTH_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return await _close(ws, CLOSE_PROTOCOL, "send an auth frame first")
     try:
         first = orjson.loads(msg.data) if msg.type == WSMsgType.TEXT else None
