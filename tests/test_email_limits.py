@@ -100,12 +100,13 @@ async def test_a_message_at_a_limit_is_stored_and_one_past_it_is_a_413_that_chan
 
 
 def hostile(tag: str) -> bytes:
-    """Within every limit, yet a few hundred milliseconds of parsing: each part's Content-Type holds
-    a quoted parameter full of semicolons, and the standard library's parameter splitter is
-    quadratic in them. Small (under 64 KiB), so it reaches the server in one piece: the time it is
-    in flight is the parse, not the upload."""
-    content_type = b'text/plain; charset=utf-8; a="' + b";" * 6000 + b'"'
-    body = b"".join(b"--b\r\nContent-Type: " + content_type + b"\r\n\r\npart %d\r\n" % i for i in range(8))
+    """Within every limit, yet about a second of parsing: each part's Content-Type holds a quoted
+    parameter full of semicolons, and the standard library's parameter splitter is quadratic in them.
+    Small (under 64 KiB), so it reaches the server in one piece: the time it is in flight is the
+    parse, not the upload. Long enough that a scheduling hiccup of a loaded machine (a few hundred
+    milliseconds) stays well under half of it."""
+    content_type = b'text/plain; charset=utf-8; a="' + b";" * 12000 + b'"'
+    body = b"".join(b"--b\r\nContent-Type: " + content_type + b"\r\n\r\npart %d\r\n" % i for i in range(5))
     return HEAD + msg_id(tag) + b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + body + b"--b--\r\n"
 
 
@@ -128,10 +129,10 @@ async def test_other_requests_progress_while_a_heavy_message_is_parsed(api, admi
     assert reply.status == 201, reply.body
     # Progress, relative to the heavy message's own flight: on the event loop its parse was one long
     # silence (about nine tenths of the flight) with health answers only before and after it; off the
-    # loop they keep coming, and no quarter of the flight passes without one.
+    # loop they keep coming, and no half of the flight passes without one.
     moments = [started, *answered, ended[0]]
     longest_silence = max(b - a for a, b in itertools.pairwise(moments))
-    assert longest_silence < (ended[0] - started) / 4, (longest_silence, ended[0] - started, len(answered))
+    assert longest_silence < (ended[0] - started) / 2, (longest_silence, ended[0] - started, len(answered))
 
 
 @pytest.mark.parametrize("config_overrides", [{**FAST_HASHING, "mail_parse_seconds": 0.2}])
