@@ -16,7 +16,7 @@ import segno
 
 from auth import totp
 from auth.gates import login_allowed
-from auth.network import address_allowed, parse_allowlist
+from auth.network import parse_allowlist
 from auth.tokens import new_token, token_hash
 
 from ..api.problems import Problem, conflict, invalid, ip_refused, not_found, too_many, unauthorized
@@ -278,7 +278,7 @@ async def do_update_policy(db: Database, actor: Actor, changes: dict[str, Any]) 
             entries.append({"cidr": str(net), "note": entry.get("note", "")})
         changes = {**changes, "ip_whitelist": entries}
         # Checklist 23: never let an admin save a list that locks themselves out.
-        if entries and not address_allowed(actor.ip, parse_allowlist(e["cidr"] for e in entries)):
+        if entries and not login_allowed({"ip_whitelist": entries}, actor.ip):
             raise conflict(f"This list would lock you out: your address {actor.ip} is not in it. Add {actor.ip} "
                            f"(or a range that contains it) and save again.", your_address=actor.ip)
 

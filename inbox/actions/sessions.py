@@ -144,7 +144,7 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
             await tx.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash(old_token),))
         await throttle.take_back(tx, reserved)
         await throttle.clear(tx, account_key)
-        if await tx.fetchval("SELECT confirmed_at IS NOT NULL FROM user_totp WHERE user_id = ?", (user["id"],)):
+        if await security_rows.enrolled(tx, user["id"]):
             # Password right, second factor pending: a short-lived challenge, no session yet.
             await security_rows.insert_challenge(tx, token_hash=token_hash(token), user_id=user["id"], ip=ip,
                                                  user_agent=user_agent, expires_at=now + config.login_challenge_seconds)

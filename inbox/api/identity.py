@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import orjson
 from aiohttp import web
 
 from auth.gates import Refusal, refusal
@@ -13,6 +12,7 @@ from auth.tokens import csrf_ok, session_expired, token_hash
 
 from ..keys import CONFIG, DB
 from ..store import activity
+from ..store import security as security_rows
 from ..store import sessions as session_rows
 from .problems import Problem, forbidden, unauthorized
 
@@ -125,7 +125,7 @@ async def identify(request: web.Request, token: str, via_cookie: bool) -> Identi
         sid = row["session_id"]
         await db.write(lambda tx: session_rows.touch(tx, sid, now))
     return Identity(row["id"], row["session_id"], row["email"], row["name"], bool(row["is_admin"]), token, via_cookie,
-                    bool(row["has_2fa"]), orjson.loads(row["workspace_settings"] or "{}"), source_rows, comembers)
+                    bool(row["has_2fa"]), security_rows.policy_of(row["workspace_settings"]), source_rows, comembers)
 
 
 _REFUSED = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import quote
 
-import orjson
 from aiohttp import web
 
 from media.links import signature, valid
@@ -132,6 +131,6 @@ async def signed_download(request: web.Request) -> web.StreamResponse:
     if user is None or not user["is_active"]:
         raise forbidden("The link is not valid.")
     # A link is a door like any other: the IP whitelist and required 2FA apply to whoever uses it.
-    check_gates(request, orjson.loads(user["workspace_settings"] or "{}"), has_2fa=bool(user["has_2fa"]))
+    check_gates(request, security_rows.policy_of(user["workspace_settings"]), has_2fa=bool(user["has_2fa"]))
     subject = await load_subject(db, uid, is_admin=bool(user["is_admin"]))
     return _file_response(request, await media.require_download(db, subject, mid))

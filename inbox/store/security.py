@@ -10,7 +10,11 @@ from .db import Database, Tx
 
 
 async def settings(db: Database | Tx) -> dict[str, Any]:
-    raw = await db.fetchval("SELECT settings FROM workspace WHERE id = 1")
+    return policy_of(await db.fetchval("SELECT settings FROM workspace WHERE id = 1"))
+
+
+def policy_of(raw: str | None) -> dict[str, Any]:
+    """The workspace policy from its stored JSON (read alone, or as ``workspace_settings`` beside a user)."""
     return orjson.loads(raw) if raw else {}
 
 
