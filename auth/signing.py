@@ -7,6 +7,7 @@ replays (and provider ids are deduplicated besides). During a rotation two secre
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from typing import Iterable
@@ -33,3 +34,28 @@ def check(secrets: Iterable[str], timestamp: str | None, signature: str | None, 
     for secret in secrets:  # check every secret, so timing does not tell which one matched
         ok |= hmac.compare_digest(sign(secret, timestamp, body), signature)
     return None if ok else "the signature does not match"
+
+
+# --- Standard Webhooks (https://www.standardwebhooks.com): what the server signs when it calls out ---
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of an outgoing signature: the secret after ``whsec_``, base64-decoded, as the
+    scheme says. Secrets made before outbound delivery used the URL-safe alphabet without padding;
+    those decode the same way here (the scheme's own libraries need a standard-alphabet secret:
+    rotate to get one)."""
+    body = secret.removeprefix("whsec_")
+    padded = body + "=" * (-len(body) % 4)
+    if "-" in body or "_" in body:
+        return base64.urlsafe_b64decode(padded)
+    return base64.b64decode(padded)
+
+
+def webhook_signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``, the ``webhook-signature`` header value."""
+    mac = hmac.new(webhook_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def webhook_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": webhook_signature(secret, webhook_id, timestamp, body)}

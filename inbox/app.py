@@ -19,7 +19,8 @@ from media.storage import MediaStore
 from .api.middleware import access, errors
 from .api.routing import registry
 from .config import Config
-from .keys import CONFIG, DB, HASHER, HUB, MEDIA, SEALER
+from .keys import CONFIG, DB, HASHER, HUB, MEDIA, OUTBOUND, SEALER
+from .outbound.worker import Outbound
 from .realtime.hub import Hub
 from .sealing import Sealer, load_key
 from .store.db import Database
@@ -42,7 +43,11 @@ def create_app(config: Config) -> web.Application:
         hub = Hub(db, buffer_bytes=config.ws_buffer_bytes, retention_seconds=config.event_retention_seconds, clock=config.clock)
         await hub.start()
         app[HUB] = hub
+        outbound = Outbound(db, config, app[SEALER])
+        await outbound.start()
+        app[OUTBOUND] = outbound
         yield
+        await outbound.stop()
         await hub.stop()
         await db.close()
 

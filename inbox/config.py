@@ -70,7 +70,23 @@ class Config:
     mail_max_header_bytes: int = 16 * 1024  # one field, name included; repeated To fields count together
     mail_max_addresses: int = 1000         # addresses in From, and in To
     mail_parse_seconds: float = 5.0        # CPU time one message may take in its worker
+    # Outbound replies (docs/outbound.md). Private, loopback and link-local receivers are refused
+    # unless allowed (tests, or a provider on a private LAN).
+    outbound_allow_private: bool = False
+    outbound_timeout_seconds: float = 10.0     # one attempt, connect to last byte of the answer
+    outbound_retry_base_seconds: float = 5.0   # the first retry waits about this long, doubling after
+    outbound_retry_max_seconds: float = 3600.0
+    outbound_give_up_seconds: float = 86400.0  # a message still unsent this long after queueing fails
+    outbound_pause_after: int = 10             # consecutive failed attempts that pause a channel
+    outbound_concurrency: int = 4              # attempts in flight per channel
+    outbound_link_seconds: float = 3600.0      # attachment links in an outgoing payload stay valid this long
+    # Where providers reach this server (attachment links in outgoing payloads); empty: http://host:port.
+    public_url: str = ""
     clock: Callable[[], float] = field(default=time.time, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
     @property
     def db_path(self) -> Path:

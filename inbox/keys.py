@@ -8,6 +8,7 @@ from auth.passwords import Hasher
 from media.storage import MediaStore
 
 from .config import Config
+from .outbound.worker import Outbound
 from .realtime.hub import Hub
 from .sealing import Sealer
 from .store.db import Database
@@ -18,3 +19,4 @@ HASHER = web.AppKey("hasher", Hasher)
 SEALER = web.AppKey("sealer", Sealer)
 HUB = web.AppKey("hub", Hub)
 MEDIA = web.AppKey("media", MediaStore)
+OUTBOUND = web.AppKey("outbound", Outbound)

@@ -27,6 +27,7 @@ Sequences that broke before (deleting what other things refer to, in both orders
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -57,7 +58,8 @@ from inbox.api import record_models
 from inbox.api.record_models import parse_time
 from inbox.api.routing import Access, Route, registry
 from inbox.app import create_app
-from inbox.keys import CONFIG, DB, HASHER
+from inbox.keys import CONFIG, DB, HASHER, SEALER
+from inbox.outbound import chat as outbound_chat
 from inbox.workspace import init_workspace
 
 SHARED = "fuzz-correct-horse-1"   # every persona's password, and every password the fuzz sets
@@ -215,6 +217,8 @@ async def _build(api: Api) -> dict:
     ids["MS2"] = (await post(f"/api/v1/chats/{ids['CV2']}/messages", {"text": "hello", "attachments": [ids["M1"]]},
                              who=who["agent"]))["id"]
     ids["MS3"] = (await post(f"/api/v1/chats/{ids['CV2']}/messages", {"text": "hello from ada"}))["id"]
+    # A reply on the channel conversation: queued, then failed at once (CH1 has no outbound_url).
+    ids["MS4"] = (await post(f"/api/v1/chats/{ids['CV1']}/messages", {"text": "reply on the channel"}))["id"]
     for key, name, members in (("IB1", "Sales mail", [ids["agent"]]), ("IB2", "Empty mail", [])):
         body = await post("/api/v1/inboxes", {"name": name, "user_ids": members})
         ids[key], secrets[key] = body["id"], body["secret"]
@@ -416,6 +420,8 @@ MINIMAL: dict[str, Callable[[World], dict]] = {
     "MembersIn": lambda w: {"user_ids": [w.ids["agent"]]},
     "IncomingMessage": lambda w: {"id": f"fuzz-{w.unique()}", "from": {"handle": "+15550009", "name": "Fuzzy"}},
     "Sender": lambda w: {"handle": "+15550009"},
+    "ChannelPatch": lambda w: {},
+    "DeliveryStatus": lambda w: {"message_id": w.ids["MS4"], "status": "delivered"},
     "IncomingFile": lambda w: {"name": "photo.png", "data": base64.b64encode(png()).decode()},
 }
 # Query strings: the smallest valid one where fields are required.
@@ -457,6 +463,11 @@ def _good_paths(w: World) -> dict[str, list[dict[str, Any]]]:
         "/api/v1/channels/{id}/rotate": ids("CH1", "CH2"),
         "/api/v1/channels/{id}": ids("CH1", "CH2"),
         "/hooks/chat/{channel}": ids("CH1", name="channel"),
+        "/hooks/chat/{channel}/status": ids("CH1", name="channel"),
+        "/hooks/chat/{channel}/media/{id}": [{"channel": i["CH1"], "id": i["M3"]}],
+        "/api/v1/channels/{id}/resume": ids("CH1", "CH2"),
+        "/api/v1/chats/{id}/messages/{message_id}/retry": [{"id": i["CV1"], "message_id": i["MS4"]},
+                                                          {"id": i["CV2"], "message_id": i["MS3"]}],
         "/hooks/email/{inbox}": ids("IB1", name="inbox"),
         "/api/v1/inboxes/{id}": ids("IB1", "IB2"),
         "/api/v1/inboxes/{id}/rotate": ids("IB1", "IB2"),
@@ -695,11 +706,15 @@ async def _prepare(route: Route, w: World) -> dict[str, Any]:
         r = await api.post(f"/api/v1/media/{w.ids['M1']}/link", who=w.who["agent"])
         url = r.body["url"]
         return {"query": dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))}
+    if route.path == "/hooks/chat/{channel}/media/{id}":
+        url, _ = outbound_chat.media_url(api.app[CONFIG], api.app[SEALER], w.ids["CH1"], w.ids["M3"], api.clock.now)
+        return {"query": dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))}
     return {}
 
 
 # Routes that parse their body themselves (the webhook validates only after the signature).
-UNDECLARED_BODIES: dict[str, type[BaseModel]] = {"/hooks/chat/{channel}": record_models.IncomingMessage}
+UNDECLARED_BODIES: dict[str, type[BaseModel]] = {"/hooks/chat/{channel}": record_models.IncomingMessage,
+                                                 "/hooks/chat/{channel}/status": record_models.DeliveryStatus}
 
 
 async def route_cases(route: Route, w: World) -> list[Case]:
@@ -711,7 +726,8 @@ async def route_cases(route: Route, w: World) -> list[Case]:
     minimal = prepared.get("body") or (MINIMAL[model.__name__](w) if model else NO_BODY)
     base_query = prepared.get("query") or (MINIMAL_QUERY.get(route.query.__name__, lambda w: {})(w)
                                            if route.query else {})
-    hook = route.path.split("/")[2] if route.path.startswith("/hooks/") else None
+    # Signed POSTs; a provider's download (GET) carries its signature in the query, like /signed.
+    hook = route.path.split("/")[2] if route.path.startswith("/hooks/") and route.method == "POST" else None
     secret = {"chat": "CH1", "email": "IB1"}.get(hook)
     out: list[Case] = []
 
@@ -838,8 +854,27 @@ class Fuzzer:
                                            " (SELECT coalesce(max(id), 0) FROM activity)")
         return row[0], row[1]
 
+    async def _outbox_drained(self) -> None:
+        """Replies the fuzz made on the channel conversation fail in the delivery worker (no outbound
+        URL), which writes their ``message.status`` events on its own time: let it finish before a
+        request is measured, so what changes during it is the request's doing."""
+        db = self.w.api.db
+        # Rows of a paused channel wait for a resume (a request), after which this waits for them.
+        waiting = ("SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM outbound_targets t WHERE"
+                   " t.kind = o.kind AND t.target_id = o.target_id AND t.paused_at IS NOT NULL)")
+        if not await db.fetchval(waiting):
+            return
+        for _ in range(1000):
+            await asyncio.sleep(0.01)
+            if not await db.fetchval(waiting):
+                break
+        else:
+            raise AssertionError("the delivery worker did not settle the outbox within 10 s")
+        self.marks = await self._marks()
+
     async def send(self, case: Case) -> int | None:
         api = self.w.api
+        await self._outbox_drained()
         headers = dict(case.headers)
         persona = self.w.who.get(case.who) if case.who else None
         if persona is not None:

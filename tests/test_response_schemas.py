@@ -7,8 +7,10 @@ so the check covers each declared schema even when a module runs alone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import pyotp
 import pytest
@@ -21,11 +23,13 @@ from auth.signing import sign
 from inbox.api.records_routes import BUILTIN_COLUMNS
 from inbox.api.responses import Problem
 from inbox.api.routing import registry
+from inbox.keys import CONFIG, SEALER
+from inbox.outbound import chat as outbound_chat
 
 
 @pytest.fixture
 def config_overrides() -> dict:
-    return FAST_HASHING
+    return {**FAST_HASHING, "outbound_pause_after": 1}  # the first failed reply pauses its channel
 
 
 def with_token(persona, token: str):
@@ -212,6 +216,24 @@ async def test_every_route_answers_to_its_schema(api, admin):
     for expected in (201, 200):  # new, then the duplicate
         r = await deliver(api, channel["id"], secret, message("p1"))
         assert r.status == expected, r.body
+    # a reply on the channel: no outbound URL yet, so it fails (and pauses the channel); retried; the
+    # provider reports it delivered
+    conversation = r.body["conversation_id"]
+    sent = await ok("POST", f"{a}/chats/{conversation}/messages", {"text": "map", "attachments": [upload["id"]]})
+    for _ in range(500):
+        if (await api.rows("SELECT status FROM messages WHERE id = ?", (sent["id"],)))[0][0] == "failed":
+            break
+        await asyncio.sleep(0.01)
+    await ok("POST", f"{a}/chats/{conversation}/messages/{sent['id']}/retry")
+    stamp, report = str(int(api.clock.now)), json.dumps({"message_id": sent["id"], "status": "delivered"}).encode()
+    r = await api.call("POST", f"/hooks/chat/{channel['id']}/status", data=report, headers={
+        "X-Inbox-Timestamp": stamp, "X-Inbox-Signature": sign(secret, stamp, report), "Content-Type": "application/json"})
+    assert r.status == 200 and r.body["changed"], r.body
+    url, _ = outbound_chat.media_url(api.app[CONFIG], api.app[SEALER], channel["id"], upload["id"], api.clock.now)
+    link = urlsplit(url)
+    assert (await api.get(f"{link.path}?{link.query}")).status == 200
+    await ok("POST", f"{a}/channels/{channel['id']}/resume")  # the failed reply paused it
+    await ok("PATCH", f"{a}/channels/{channel['id']}", {"outbound_url": "https://93.184.215.14/out"})
     spare_channel = await ok("POST", f"{a}/channels", {"name": "Spare", "pipeline_id": pid})
     await ok("DELETE", f"{a}/channels/{spare_channel['id']}")
     # shared inboxes and email

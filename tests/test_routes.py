@@ -21,7 +21,10 @@ def test_only_login_health_and_docs_are_public():
     # signature (tests/test_ingest.py, test_email.py); signed media links by theirs (test_ingest.py).
     assert public == {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/2fa"), ("GET", "/healthz"),
                       ("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/ws"), ("POST", "/hooks/chat/{channel}"),
-                      ("POST", "/hooks/email/{inbox}"), ("GET", "/api/v1/media/{id}/signed")}
+                      ("POST", "/hooks/email/{inbox}"), ("GET", "/api/v1/media/{id}/signed"),
+                      # A provider's status callbacks (signed) and its attachment downloads (signed links):
+                      # tests/test_outbound_chat.py.
+                      ("POST", "/hooks/chat/{channel}/status"), ("GET", "/hooks/chat/{channel}/media/{id}")}
 
 
 def test_only_enrolment_routes_are_open_before_required_2fa():

@@ -3,6 +3,7 @@ event, written in the same transaction, so the hub delivers exactly what was com
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from auth.policy import Subject
 from ..api.problems import invalid, not_found
 from ..realtime.views import chat_visible
 from ..store import chats as rows
-from ..store import events
+from ..store import events, outbox
 from ..store import records as record_rows
 from ..store.db import Database, Tx
 from . import media, records  # modules, not names: media imports this one back
@@ -78,8 +79,16 @@ async def do_reply(db: Database, actor: Actor, subject: Subject, conversation_id
     async def job(tx: Tx) -> dict[str, Any]:
         conversation, facts = await require_chat(tx, subject, conversation_id)
         attachments = await media.require_attachable(tx, subject, media_ids) if media_ids else []
+        # On a channel the reply goes out through the outbox, written in this same transaction: a
+        # crash after the 201 cannot lose it (docs/outbound.md). Internal conversations send nothing.
+        channel_id = conversation["channel_id"]
+        webhook_id = "msg_" + secrets.token_urlsafe(18) if channel_id is not None else None
         message = await rows.insert_message(tx, conversation_id, author_type="agent", author_user_id=actor.user_id,
-                                            text=text, attachments=attachments, now=actor.now)
+                                            text=text, attachments=attachments, now=actor.now,
+                                            status="queued" if webhook_id else "sent", webhook_id=webhook_id)
+        if webhook_id is not None:
+            await outbox.enqueue(tx, kind="chat", target_id=channel_id, item_id=message["id"], lane=conversation_id,
+                                 webhook_id=webhook_id, now=actor.now)
         # The files now belong to this chat too: whoever reads it may download them (rule 9).
         await rows.link_media(tx, conversation_id, media_ids)
         await emit_message(tx, facts, message, actor.now)

@@ -7,6 +7,7 @@ concurrent delivery with the same provider id finds the dedupe record and gets t
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any
 
@@ -14,10 +15,11 @@ import orjson
 
 from ..api.problems import conflict, invalid, not_found
 from ..sealing import Sealer
-from ..store import activity, catalog
+from ..store import activity, catalog, outbox
 from ..store import chats as chat_rows
 from ..store import records as record_rows
 from ..store.db import Database, Tx
+from ..times import iso
 from .chats import emit_message, facts_on_channel
 from .context import Actor
 from .media import insert_media
@@ -25,7 +27,9 @@ from .records import check_user, emit_lead, new_lead_card
 
 
 def new_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    """``whsec_`` and 32 random bytes in standard base64: the Standard Webhooks secret format, so a
+    provider can verify our outgoing calls with that scheme's own libraries (docs/outbound.md)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def secrets_of(sealer: Sealer, channel, now: float) -> list[str]:
@@ -36,9 +40,46 @@ def secrets_of(sealer: Sealer, channel, now: float) -> list[str]:
     return out
 
 
-def channel_json(row) -> dict[str, Any]:
+def channel_json(row, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A channel, with its outbound state (``store.outbox.target``): paused, and failures in a row."""
+    state = state or {}
     return {"id": row["id"], "name": row["name"], "pipeline_id": row["pipeline_id"],
-            "responsible_user_id": row["responsible_user_id"], "webhook": f"/hooks/chat/{row['id']}"}
+            "responsible_user_id": row["responsible_user_id"], "webhook": f"/hooks/chat/{row['id']}",
+            "outbound_url": row["outbound_url"], "paused_at": iso(state.get("paused_at")),
+            "failures": state.get("failures", 0), "last_error": state.get("last_error")}
+
+
+async def do_update_channel(db: Database, actor: Actor, channel_id: int, changes: dict[str, Any]) -> None:
+    """Rename a channel or set its outbound URL (checked by the caller: ``outbound.addresses``)."""
+
+    async def job(tx: Tx) -> None:
+        before = await tx.fetchone("SELECT name, outbound_url FROM channels WHERE id = ?", (channel_id,))
+        if before is None:
+            raise not_found("channel")
+        after = {**dict(before), **changes}
+        if after == dict(before):
+            return
+        await tx.execute("UPDATE channels SET name = ?, outbound_url = ?, updated_at = ? WHERE id = ?",
+                         (after["name"], after["outbound_url"], actor.now, channel_id))
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.updated",
+                              object_type="channel", object_id=channel_id,
+                              data={"before": dict(before), "after": after})
+
+    await db.write(job)
+
+
+async def do_resume_channel(db: Database, actor: Actor, channel_id: int) -> None:
+    """Restart a paused channel's queue: everything waiting in it is due now."""
+
+    async def job(tx: Tx) -> None:
+        if await tx.fetchone("SELECT 1 FROM channels WHERE id = ?", (channel_id,)) is None:
+            raise not_found("channel")
+        if not await outbox.resume(tx, "chat", channel_id, actor.now):
+            raise conflict("The channel is not paused.")
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.resumed",
+                              object_type="channel", object_id=channel_id)
+
+    await db.write(job)
 
 
 async def do_create_channel(db: Database, sealer: Sealer, actor: Actor, *, name: str, pipeline_id: int,
@@ -131,7 +172,8 @@ async def do_incoming(db: Database, channel, payload: dict[str, Any], files: lis
                              (mid, conversation["id"]))
             attachments.append({"media_id": mid, "type": f["type"], "name": f["name"], "size": f["size"]})
         message = await chat_rows.insert_message(tx, conversation["id"], author_type="contact", author_user_id=None,
-                                                 text=payload.get("text", ""), attachments=attachments, now=now)
+                                                 text=payload.get("text", ""), attachments=attachments, now=now,
+                                                 provider_id=payload["id"])
         await emit_message(tx, facts_on_channel(conversation, contact), message, now)
         result = {"message_id": message["id"], "conversation_id": conversation["id"], "contact_id": contact_id,
                   "lead_id": conversation["lead_id"]}

@@ -87,7 +87,8 @@ async def require_download(db: Database | Tx, subject: Subject, media_id: int) -
     return row
 
 
-async def require_attachable(db: Database | Tx, subject: Subject, media_ids: list[int]) -> list[dict[str, Any]]:
+async def require_attachable(db: Database | Tx, subject: Subject, media_ids: list[int],
+                             field: str = "attachments") -> list[dict[str, Any]]:
     """Attachments for a message: what one may attach is what one may download (the same answers
     for the same cases, but 422 since the ids are in the body); each as a message stores it."""
     if not subject.rights.files_access:
@@ -97,7 +98,7 @@ async def require_attachable(db: Database | Tx, subject: Subject, media_ids: lis
     if unseen:
         # Neither the ids nor anything of the files is echoed: a refusal reads the same for every id.
         raise invalid("no file with that id is visible to you",
-                      [{"path": f"attachments.{i}", "message": "no file with that id is visible to you"}
+                      [{"path": f"{field}.{i}", "message": "no file with that id is visible to you"}
                        for i in unseen])
     return [{"media_id": m, "type": found[m]["type"], "name": found[m]["name"], "size": found[m]["size"]}
             for m in media_ids]

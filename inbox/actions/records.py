@@ -203,7 +203,7 @@ async def _notify_subscribers(tx: Tx, actor: Actor, lead_id: int, type_: str, be
                                                      "after": plain(after)})
 
 
-async def notify(tx: Tx, actor: Actor, user_ids: list[int], lead_id: int, type_: str, data: dict) -> None:
+async def notify(tx: Tx, actor: Actor, user_ids: list[int], lead_id: int | None, type_: str, data: dict) -> None:
     """Store a notification per user and push each one live to its owner."""
     for user_id, note_id in await rows.notify(tx, user_ids, lead_id, type_, data, actor.now):
         await events.emit(tx, "notification.created", {"user_id": user_id, "notification": {

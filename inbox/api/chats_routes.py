@@ -12,6 +12,7 @@ from ..actions import chats
 from ..actions.records import load_defs
 from ..actions.render import contact_card
 from ..keys import DB
+from ..outbound import chat as outbound_chat
 from ..realtime.views import message_json
 from ..store import catalog
 from ..store import chats as rows
@@ -102,3 +103,12 @@ async def mark_read(request: web.Request) -> web.Response:
     await chats.do_mark_read(request.app[DB], actor(request), await subject_of(request), int_id(request),
                              data.message_id)
     return web.Response(status=204)
+
+
+@route("POST", "/api/v1/chats/{id}/messages/{message_id}/retry", response=Message, access=Access.USER, tag="chats",
+       summary="Send a failed reply again, with the same webhook-id (the provider gets a real new attempt)")
+async def retry(request: web.Request) -> web.Response:
+    subject = await subject_of(request)
+    message = await outbound_chat.do_retry(request.app[DB], actor(request), subject, int_id(request),
+                                           int_id(request, "message_id"))
+    return json_response(message_json(subject, message))

@@ -15,16 +15,20 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from auth.signing import check
+from media.links import valid
 
 from .. import mail, mailpool
 from ..actions import inboxes, ingest
 from ..actions.media import check_file, store_file
-from ..keys import CONFIG, DB, MEDIA, SEALER
+from ..keys import CONFIG, DB, MEDIA, OUTBOUND, SEALER
+from ..outbound import addresses, chat
+from ..store import chats as chat_rows
+from ..store import outbox
 from . import record_models as m
 from .common import actor
-from .media_routes import read_capped
-from .problems import Problem, invalid, not_found
-from .responses import ChannelCreated, ChannelList, ChatDelivery, EmailDelivery, Secret
+from .media_routes import file_response, read_capped
+from .problems import Problem, forbidden, invalid, not_found
+from .responses import Channel, ChannelCreated, ChannelList, ChatDelivery, DeliveryStatusAck, EmailDelivery, Secret
 from .routing import Access, body, int_id, json_response, registry, validate
 
 route = registry.route
@@ -34,7 +38,47 @@ route = registry.route
        summary="List chat channels (admin)")
 async def list_channels(request: web.Request) -> web.Response:
     rows = await request.app[DB].fetchall("SELECT * FROM channels ORDER BY id")
-    return json_response({"items": [ingest.channel_json(r) for r in rows]})
+    states = await outbox.targets(request.app[DB], "chat")
+    return json_response({"items": [ingest.channel_json(r, states.get(r["id"])) for r in rows]})
+
+
+async def _channel(request: web.Request, channel_id: int) -> web.Response:
+    row = await request.app[DB].fetchone("SELECT * FROM channels WHERE id = ?", (channel_id,))
+    if row is None:
+        raise not_found("channel")
+    return json_response(ingest.channel_json(row, await outbox.target(request.app[DB], "chat", channel_id)))
+
+
+@route("PATCH", "/api/v1/channels/{id}", response=Channel, access=Access.ADMIN, tag="channels", body=m.ChannelPatch,
+       summary="Rename a channel or set the URL agents' replies are sent to (admin; docs/outbound.md)")
+async def update_channel(request: web.Request) -> web.Response:
+    data: m.ChannelPatch = await body(request)
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("name", "") is None:
+        raise invalid("name cannot be null", [{"path": "name", "message": "cannot be null"}])
+    if "outbound_url" in changes:
+        changes["outbound_url"] = changes["outbound_url"] or None
+        if changes["outbound_url"]:
+            await _check_outbound_url(request, changes["outbound_url"])
+    await ingest.do_update_channel(request.app[DB], actor(request), int_id(request), changes)
+    return await _channel(request, int_id(request))
+
+
+async def _check_outbound_url(request: web.Request, url: str) -> None:
+    allow = request.app[CONFIG].outbound_allow_private
+    problem = addresses.url_problem(url, allow_private=allow)
+    if problem is None and not allow:  # a name is checked again at every connection (DNS can change)
+        problem = await addresses.resolution_problem(url)
+    if problem:
+        raise invalid(f"outbound_url is not usable: {problem}.", [{"path": "outbound_url", "message": problem}])
+
+
+@route("POST", "/api/v1/channels/{id}/resume", response=Channel, access=Access.ADMIN, tag="channels",
+       summary="Restart a channel whose deliveries were paused after repeated failures (admin)")
+async def resume_channel(request: web.Request) -> web.Response:
+    await ingest.do_resume_channel(request.app[DB], actor(request), int_id(request))
+    request.app[OUTBOUND].wake()
+    return await _channel(request, int_id(request))
 
 
 @route("POST", "/api/v1/channels", response=ChannelCreated, access=Access.ADMIN, tag="channels", body=m.ChannelIn,
@@ -104,16 +148,48 @@ async def chat_hook(request: web.Request) -> web.Response:
     return json_response({**result, "duplicate": duplicate}, status=200 if duplicate else 201)
 
 
-def _explain(raw: bytes) -> m.IncomingMessage:
-    """A body the fast path refused, parsed again in two steps so the 422 is worded like every other
-    route's (malformed JSON, not an object, or the fields' errors). Only refused bodies pay for it."""
+@route("POST", "/hooks/chat/{channel}/status", response=DeliveryStatusAck, access=Access.PUBLIC, tag="hooks",
+       summary="A chat provider reports a reply delivered, read or failed (signed like deliveries; forward only)")
+async def status_hook(request: web.Request) -> web.Response:
+    channel, raw = await verified(request, "channels", "channel", 0)
+    data = validate(m.DeliveryStatus, _json_object(raw))
+    message, changed = await chat.do_status(request.app[DB], channel["id"], message_id=data.message_id,
+                                            provider_id=data.provider_message_id, status=data.status,
+                                            reason=data.reason, now=request.app[CONFIG].clock())
+    return json_response({"message_id": message["id"], "status": message["status"], "changed": changed})
+
+
+@route("GET", "/hooks/chat/{channel}/media/{id}", media="*/*", access=Access.PUBLIC, tag="hooks",
+       summary="A provider downloads an attachment of a reply through the signed link in its payload")
+async def provider_download(request: web.Request) -> web.StreamResponse:
+    channel_id = int_id(request, "channel")
+    mid = int_id(request)
+    try:
+        expires, sig = int(request.query.get("expires", "")), request.query.get("sig", "")
+    except ValueError:
+        raise forbidden("The link is not valid.") from None
+    if not valid(chat.link_key(request.app[SEALER]), mid, channel_id, expires, sig, request.app[CONFIG].clock()):
+        raise forbidden("The link is not valid or has expired; the next attempt carries a new one.")
+    row = await chat_rows.media_on_channel(request.app[DB], mid, channel_id)
+    if row is None:
+        raise not_found("file")
+    return file_response(request, row)
+
+
+def _json_object(raw: bytes) -> dict:
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise invalid(f"The body is not valid JSON: {exc}.", [{"path": "$", "message": "malformed JSON"}]) from None
     if not isinstance(parsed, dict):
         raise invalid("The body must be a JSON object.", [{"path": "$", "message": "expected an object"}])
-    return validate(m.IncomingMessage, parsed)
+    return parsed
+
+
+def _explain(raw: bytes) -> m.IncomingMessage:
+    """A body the fast path refused, parsed again in two steps so the 422 is worded like every other
+    route's (malformed JSON, not an object, or the fields' errors). Only refused bodies pay for it."""
+    return validate(m.IncomingMessage, _json_object(raw))
 
 
 async def _files(request: web.Request, found: list[dict]) -> list[dict]:

@@ -81,7 +81,7 @@ def content_disposition(disposition: str, name: str) -> str:
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe=ATTR_CHAR_EXTRA)}"
 
 
-def _file_response(request: web.Request, row) -> web.FileResponse:
+def file_response(request: web.Request, row) -> web.FileResponse:
     path = request.app[MEDIA].path(row["sha256"])
     disposition = "inline" if row["type"] in INLINE else "attachment"
     headers = {"Content-Type": row["type"], "X-Content-Type-Options": "nosniff",
@@ -94,7 +94,7 @@ def _file_response(request: web.Request, row) -> web.FileResponse:
        summary="Download a file: needs files access and access to a chat or email it belongs to")
 async def download(request: web.Request) -> web.StreamResponse:
     row = await media.require_download(request.app[DB], await subject_of(request), int_id(request))
-    return _file_response(request, row)
+    return file_response(request, row)
 
 
 def _link_key(request: web.Request) -> bytes:
@@ -133,4 +133,4 @@ async def signed_download(request: web.Request) -> web.StreamResponse:
     # A link is a door like any other: the IP whitelist and required 2FA apply to whoever uses it.
     check_gates(request, security_rows.policy_of(user["workspace_settings"]), has_2fa=bool(user["has_2fa"]))
     subject = await load_subject(db, uid, is_admin=bool(user["is_admin"]))
-    return _file_response(request, await media.require_download(db, subject, mid))
+    return file_response(request, await media.require_download(db, subject, mid))

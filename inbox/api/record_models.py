@@ -299,6 +299,28 @@ class ChannelIn(Body):
     responsible_user_id: Id | None = None
 
 
+class ChannelPatch(Body):
+    name: Name | None = None
+    outbound_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] | None = Field(
+        default=None, description="Where agents' replies are POSTed (docs/outbound.md); empty string removes it")
+
+
+class DeliveryStatus(Body):
+    """A provider reports what became of a reply (POST /hooks/chat/{channel}/status)."""
+
+    message_id: Id | None = Field(default=None, description="Our message id (the payload's message.id)")
+    provider_message_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None, description="The provider's id, as its 2xx answer gave it")
+    status: Literal["delivered", "read", "failed"]
+    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_id(self):
+        if (self.message_id is None) == (self.provider_message_id is None):
+            raise ValueError("give exactly one of message_id and provider_message_id")
+        return self
+
+
 class Sender(Body):
     handle: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None

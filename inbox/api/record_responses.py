@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from auth.rights_schema import Level
 
 from .responses import AnyAttachment, FieldAccess, Out, RightsSource, Time, absent, items_of
@@ -146,7 +148,7 @@ SubscriberList = items_of(Subscriber, "SubscriberList", "A lead's subscribers")
 class Notification(Out):
     id: int
     type: str
-    lead_id: int
+    lead_id: int | None
     data: dict[str, Any]
     created_at: Time
     read_at: Time | None
@@ -205,7 +207,12 @@ class Message(Out):
     author_user_id: int | None
     text: str
     attachments: list[AnyAttachment]
-    status: str
+    status: Literal["queued", "sent", "delivered", "read", "failed"] = Field(
+        description="An agent's reply on a channel: queued until the provider accepts it (sent), then as the"
+                    " provider reports (delivered, read), or failed. Other messages: sent.")
+    attempts: int = Field(description="Delivery attempts made so far (0 for messages that are not sent out)")
+    last_code: int | None = Field(description="The provider's last HTTP status code")
+    last_error: str | None = Field(description="Why the last attempt failed, or why the provider says it failed")
     created_at: Time
 
 

@@ -291,6 +291,16 @@ class Channel(Out):
     pipeline_id: int
     responsible_user_id: int
     webhook: str
+    outbound_url: str | None
+    paused_at: Time | None
+    failures: int
+    last_error: str | None
+
+
+class DeliveryStatusAck(Out):
+    message_id: int
+    status: str
+    changed: bool
 
 
 class ChannelCreated(Channel):

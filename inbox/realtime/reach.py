@@ -112,7 +112,7 @@ class Reach:
         if kind.startswith("lead.") or kind == "subscription.changed":
             self._lead(out, data.get("lead"), data.get("subscribers", ()))
             self._lead(out, data.get("before"), data.get("subscribers_before", ()))
-        elif kind == "message.created":
+        elif kind in ("message.created", "message.status"):
             self._lead(out, data.get("lead"), data.get("subscribers", ()))
             out |= self.broad["contacts"]
             self._responsible(out, data["contact"]["responsible_user_id"])

@@ -88,7 +88,10 @@ def message_json(subject: Subject, message: Mapping[str, Any]) -> dict[str, Any]
     return {"id": message["id"], "conversation_id": message["conversation_id"], "author_type": message["author_type"],
             "author_user_id": message["author_user_id"], "text": message["text"],
             "attachments": [attachment_json(subject, a) for a in message["attachments"]],
-            "status": message["status"], "created_at": iso(message["created_at"])}
+            # Events stored before outbound delivery existed carry no delivery fields.
+            "status": message["status"], "attempts": message.get("attempts", 0),
+            "last_code": message.get("last_code"), "last_error": message.get("last_error"),
+            "created_at": iso(message["created_at"])}
 
 
 def _relation(subject: Subject, user_id: int | None) -> int:
@@ -167,6 +170,13 @@ def view(subject: Subject, event: Event, defs: Defs) -> View | None:
                                         "conversation": {"id": data["conversation"]["id"],
                                                          "lead_id": data["conversation"]["lead_id"]},
                                         "contact": render.contact_card(subject, contact, defs["contacts"])})
+    if kind == "message.status":
+        if not chat_visible(subject, data):
+            return None
+        message = data["message"]
+        return ((kind,), lambda: {"message_id": message["id"], "conversation_id": message["conversation_id"],
+                                  "status": message["status"], "attempts": message["attempts"],
+                                  "last_code": message["last_code"], "last_error": message["last_error"]})
     if kind == "email.created":
         if not email_visible(subject, data["members"]):
             return None

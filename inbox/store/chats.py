@@ -43,12 +43,14 @@ async def list_conversations(db: Database, where: tuple[str, list], *, before: i
 
 
 async def insert_message(tx: Tx, conversation_id: int, *, author_type: str, author_user_id: int | None, text: str,
-                         attachments: list[dict], now: float) -> dict[str, Any]:
+                         attachments: list[dict], now: float, status: str = "sent", webhook_id: str | None = None,
+                         provider_id: str | None = None) -> dict[str, Any]:
     """The stored message, as ``get_message`` gives it."""
     row = await tx.fetchone(
-        "INSERT INTO messages (conversation_id, author_type, author_user_id, text, attachments, created_at)"
-        " VALUES (?,?,?,?,?,?) RETURNING *", (conversation_id, author_type, author_user_id, text,
-                                             orjson.dumps(attachments).decode(), now))
+        "INSERT INTO messages (conversation_id, author_type, author_user_id, text, attachments, status, webhook_id,"
+        " provider_id, created_at) VALUES (?,?,?,?,?,?,?,?,?) RETURNING *",
+        (conversation_id, author_type, author_user_id, text, orjson.dumps(attachments).decode(), status, webhook_id,
+         provider_id, now))
     await tx.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
     return decode_message(row)
 
@@ -92,3 +94,47 @@ async def last_read(db: Database, user_id: int, ids: list[int]) -> dict[int, int
     rows = await db.fetchall(f"SELECT conversation_id, last_read_id FROM conversation_reads WHERE user_id = ? AND"
                              f" conversation_id IN ({','.join('?' * len(ids))})", [user_id, *ids])
     return {r[0]: r[1] for r in rows}
+
+
+# --- outgoing messages (inbox/outbound) ---
+
+async def outgoing(db: Database, message_id: int):
+    """What an attempt to send a message needs, in one read: the message, its conversation's channel
+    and URL, the customer's handle there, the provider id of the customer's latest message, and the
+    author's name. None when the message is gone."""
+    return await db.fetchone(
+        "SELECT m.*, c.channel_id, c.contact_id, c.lead_id, ch.outbound_url, ch.secret_sealed,"
+        " (SELECT handle FROM contact_handles h WHERE h.channel_id = c.channel_id AND h.contact_id = c.contact_id"
+        "  LIMIT 1) AS handle,"
+        " (SELECT provider_id FROM messages p WHERE p.conversation_id = c.id AND p.author_type = 'contact'"
+        "  AND p.provider_id IS NOT NULL ORDER BY p.id DESC LIMIT 1) AS in_reply_to,"
+        " (SELECT name FROM users u WHERE u.id = m.author_user_id) AS author_name"
+        " FROM messages m JOIN conversations c ON c.id = m.conversation_id LEFT JOIN channels ch ON ch.id = c.channel_id"
+        " WHERE m.id = ?", (message_id,))
+
+
+async def set_delivery(tx: Tx, message_id: int, *, status: str, attempted: bool, code: int | None,
+                       error: str | None, provider_id: str | None = None) -> dict[str, Any]:
+    """Record an attempt's outcome or a status change; returns the message as it now is."""
+    row = await tx.fetchone(
+        "UPDATE messages SET status = ?, attempts = attempts + ?, last_code = coalesce(?, last_code),"
+        " last_error = ?, provider_id = coalesce(provider_id, ?) WHERE id = ? RETURNING *",
+        (status, int(attempted), code, error, provider_id, message_id))
+    return decode_message(row)
+
+
+async def outgoing_on_channel(tx: Tx, channel_id: int, *, message_id: int | None = None,
+                              provider_id: str | None = None) -> dict[str, Any] | None:
+    """An agent's message on one of the channel's conversations, by our id or the provider's."""
+    where, key = ("m.id = ?", message_id) if message_id is not None else ("m.provider_id = ?", provider_id)
+    row = await tx.fetchone(
+        f"SELECT m.* FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE {where}"
+        " AND c.channel_id = ? AND m.author_type = 'agent' LIMIT 1", (key, channel_id))
+    return decode_message(row) if row else None
+
+
+async def media_on_channel(db: Database, media_id: int, channel_id: int):
+    """A file, if it belongs to a conversation on the channel (what a provider's link may fetch)."""
+    return await db.fetchone(
+        "SELECT m.* FROM media m WHERE m.id = ? AND EXISTS (SELECT 1 FROM media_links l JOIN conversations c"
+        " ON c.id = l.conversation_id WHERE l.media_id = m.id AND c.channel_id = ?)", (media_id, channel_id))

@@ -63,12 +63,14 @@ _SUSPENDED = ("a write job awaited something other than its Tx; jobs may only aw
 class Tx:
     """The write connection as seen by one job, inside its savepoint. Used only in the writer thread."""
 
-    __slots__ = ("_conn", "_after_commit", "_listeners")
+    __slots__ = ("_conn", "_after_commit", "_listeners", "_nudges")
 
-    def __init__(self, conn: sqlite3.Connection, listeners: list[Callable[[Any], None]] | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, listeners: list[Callable[[Any], None]] | None = None,
+                 nudges: dict[str, Callable[[], None]] | None = None) -> None:
         self._conn = conn
         self._after_commit: list[Callable[[], Any]] = []
         self._listeners = listeners if listeners is not None else []
+        self._nudges = nudges if nudges is not None else {}
 
     async def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, params)
@@ -92,6 +94,13 @@ class Tx:
     def on_commit(self, callback: Callable[[], Any]) -> None:
         """Run ``callback`` on the event loop after this job's data is committed (never if it rolls back)."""
         self._after_commit.append(callback)
+
+    def nudge(self, name: str) -> None:
+        """After commit, wake whoever registered ``name`` in ``Database.nudges`` (the outbox worker
+        waits on new rows this way instead of polling); nothing when nobody did."""
+        waker = self._nudges.get(name)
+        if waker is not None:
+            self._after_commit.append(waker)
 
     def publish(self, event: Any) -> None:
         """Hand a committed event to the database's listeners (the websocket hub, or a broker).
@@ -145,15 +154,16 @@ def _drive(awaitable: Awaitable[T]) -> T:
     raise RuntimeError(_SUSPENDED)
 
 
-def run_batch_sync(conn: sqlite3.Connection, batch: list[_Job],
-                   listeners: list[Callable[[Any], None]]) -> list[tuple[_Job, Tx, Any, BaseException | None]]:
+def run_batch_sync(conn: sqlite3.Connection, batch: list[_Job], listeners: list[Callable[[Any], None]],
+                   nudges: dict[str, Callable[[], None]] | None = None
+                   ) -> list[tuple[_Job, Tx, Any, BaseException | None]]:
     """One transaction for the whole batch, in the writer thread. Returns each job's outcome; raises
     (after rolling back) when the transaction itself fails, which fails every job."""
     outcomes: list[tuple[_Job, Tx, Any, BaseException | None]] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
         for job in batch:
-            tx = Tx(conn, listeners)
+            tx = Tx(conn, listeners, nudges)
             conn.execute("SAVEPOINT job")
             try:
                 result = _drive(job.fn(tx))
@@ -203,6 +213,7 @@ class Database:
         # Called with each committed event, in commit order: the seam for fan-out (in-process hub
         # today; a Redis or PostgreSQL NOTIFY publisher when several processes serve one workspace).
         self.listeners: list[Callable[[Any], None]] = []
+        self.nudges: dict[str, Callable[[], None]] = {}  # see Tx.nudge
 
     async def open(self) -> None:
         _private_files(self.path)
@@ -297,7 +308,8 @@ class Database:
     async def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            outcomes = await loop.run_in_executor(self._write_thread, run_batch_sync, conn, batch, self.listeners)
+            outcomes = await loop.run_in_executor(self._write_thread, run_batch_sync, conn, batch, self.listeners,
+                                                 self.nudges)
         except Exception as exc:
             self.rows.settle()
             if not out_of_space(exc):  # a full disk is reported once, by whoever awaited the job

@@ -134,7 +134,7 @@ async def unsubscribe(tx: Tx, lead_id: int, user_id: int) -> bool:
 
 # --- notifications ---
 
-async def notify(tx: Tx, user_ids: Iterable[int], lead_id: int, type_: str, data: dict,
+async def notify(tx: Tx, user_ids: Iterable[int], lead_id: int | None, type_: str, data: dict,
                  now: float) -> list[tuple[int, int]]:
     """One notification per user; returns (user id, notification id) pairs."""
     payload = orjson.dumps(data).decode()

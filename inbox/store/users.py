@@ -225,3 +225,7 @@ async def rights_sources(db: Database | Tx, user_id: int) -> list:
 async def group_comembers(db: Database | Tx, user_id: int) -> list[int]:
     rows = await db.fetchall(COMEMBERS, {"uid": user_id})
     return [r[0] for r in rows]
+
+
+async def active_admin_ids(db: Database | Tx) -> list[int]:
+    return [r[0] for r in await db.fetchall("SELECT id FROM users WHERE is_admin = 1 AND is_active = 1 ORDER BY id")]

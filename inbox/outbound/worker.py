@@ -1,0 +1,140 @@
+"""The delivery worker: runs an attempt for each outbox row as it falls due.
+
+Woken by the commit of new rows (``Tx.nudge``), by an attempt finishing, and by the next retry's due
+time; otherwise it sleeps. At most one attempt per lane (conversation or thread) is in flight, which
+keeps a conversation's replies in order, and at most ``outbound_concurrency`` per target (channel or
+inbox), so a slow or dead receiver holds only its own slots: REST, websockets and other channels
+never wait for it. Attempts run on the event loop as plain aiohttp requests with a total timeout.
+
+Single process: which rows are in flight is known in memory. A crash loses only that knowledge; the
+rows are still in the outbox and are attempted again after the restart, with the same webhook id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+
+from ..config import Config
+from ..sealing import Sealer
+from ..store import outbox
+from ..store.db import Database
+from . import chat
+from .addresses import GuardedResolver
+from .outcomes import record
+
+log = logging.getLogger("inbox.outbound")
+
+IDLE_SECONDS = 30.0      # a re-scan with nothing announced: a safety net, one indexed query
+BATCH = 500              # due rows looked at per scan
+COOLDOWN_SECONDS = 5.0   # an attempt that raised (a bug, a full disk) is not retried at once
+
+Attempt = Callable[[dict[str, Any]], Awaitable[Any]]
+Record = Callable[[int, Any], Awaitable[None]]
+
+
+class Outbound:
+    def __init__(self, db: Database, config: Config, sealer: Sealer) -> None:
+        self.db, self.config, self.sealer = db, config, sealer
+        self._wake = asyncio.Event()
+        self._rows: set[int] = set()
+        self._lanes: set[tuple[str, int]] = set()
+        self._targets: Counter[tuple[str, int]] = Counter()
+        self._cooling: dict[int, float] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._runner: asyncio.Task | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.attempts = 0  # for metrics and benchmarks
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=self.config.outbound_allow_private),
+                                         limit=0, ttl_dns_cache=60)
+        self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                             trust_env=False)
+        self.db.nudges[outbox.OUTBOX] = self.wake
+        self._runner = asyncio.create_task(self._run(), name="outbound")
+
+    async def stop(self) -> None:
+        self.db.nudges.pop(outbox.OUTBOX, None)
+        tasks = [t for t in (self._runner, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        # An attempt cut short is not recorded: its row stays due and is sent again after a restart.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _senders(self, kind: str) -> tuple[Attempt, Record]:
+        if kind == "chat":
+            assert self.session is not None
+            session = self.session
+            return ((lambda row: chat.attempt(session, self.db, self.config, self.sealer, row["item_id"],
+                                              row["webhook_id"])),
+                    (lambda row_id, result: record(self.db, self.config, chat.KIND, row_id, result)))
+        raise ValueError(f"no sender for {kind!r}")
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                sleep = await self._scan()
+            except Exception:  # a failed read: log it and look again later, never stop delivering
+                log.exception("outbox scan failed")
+                sleep = COOLDOWN_SECONDS
+            try:
+                await asyncio.wait_for(self._wake.wait(), sleep)
+            except TimeoutError:
+                pass
+
+    async def _scan(self) -> float:
+        """Start every attempt that is due and has room; how long to sleep until the next is due."""
+        now = self.config.clock()
+        mono = time.monotonic()
+        self._cooling = {k: v for k, v in self._cooling.items() if v > mono}
+        for row in await outbox.due(self.db, now, BATCH):
+            lane, target = (row["kind"], row["lane"]), (row["kind"], row["target_id"])
+            if row["id"] in self._rows or row["id"] in self._cooling or lane in self._lanes \
+                    or self._targets[target] >= self.config.outbound_concurrency:
+                continue  # each of these wakes the worker when it changes
+            self._rows.add(row["id"])
+            self._lanes.add(lane)
+            self._targets[target] += 1
+            task = asyncio.create_task(self._attempt(dict(row)), name=f"outbound-{row['kind']}-{row['item_id']}")
+            self._tasks.add(task)
+        upcoming = await outbox.next_due(self.db, now)
+        sleep = IDLE_SECONDS if upcoming is None else min(IDLE_SECONDS, max(0.0, upcoming - now))
+        if self._cooling:
+            sleep = min(sleep, max(0.0, min(self._cooling.values()) - mono))
+        return sleep
+
+    async def _attempt(self, row: dict[str, Any]) -> None:
+        started = time.monotonic()
+        try:
+            attempt, record = self._senders(row["kind"])
+            result = await attempt(row)
+            await record(row["id"], result)
+            self.attempts += 1
+            log.info("outbound attempt", extra={
+                "kind": row["kind"], "item_id": row["item_id"], "target_id": row["target_id"],
+                "webhook_id": row["webhook_id"], "attempt": row["attempts"] + 1,
+                "code": getattr(result, "code", None), "error": getattr(result, "error", None),
+                "ms": round((time.monotonic() - started) * 1000, 1)})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbound attempt failed to run", extra={"kind": row["kind"], "item_id": row["item_id"]})
+            self._cooling[row["id"]] = time.monotonic() + COOLDOWN_SECONDS
+        finally:
+            self._rows.discard(row["id"])
+            self._lanes.discard((row["kind"], row["lane"]))
+            self._targets[(row["kind"], row["target_id"])] -= 1
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._wake.set()
