@@ -16,7 +16,8 @@ $(BIN)/.installed: pyproject.toml
 
 serve: $(BIN)/.installed  ## start the server on SQLite with a demo workspace
 	$(BIN)/inbox demo --data-dir $(DATA)
-	$(BIN)/inbox serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
+	INBOX_OUTBOUND_ALLOW_PRIVATE=$${INBOX_OUTBOUND_ALLOW_PRIVATE:-true} \
+	  $(BIN)/inbox serve --data-dir $(DATA) --host $(HOST) --port $(PORT)   # the demo: local receivers allowed (docs/tour.sh)
 
 test: $(BIN)/.installed  ## lint, type-check the permission core, run the test suite
 	$(BIN)/ruff check .

@@ -43,7 +43,7 @@ def create_app(config: Config) -> web.Application:
         hub = Hub(db, buffer_bytes=config.ws_buffer_bytes, retention_seconds=config.event_retention_seconds, clock=config.clock)
         await hub.start()
         app[HUB] = hub
-        outbound = Outbound(db, config, app[SEALER])
+        outbound = Outbound(db, config, app[SEALER], app[MEDIA])
         await outbound.start()
         app[OUTBOUND] = outbound
         yield

@@ -23,10 +23,10 @@ ENV = {"INBOX_ADMIN_PASSWORD": PASSWORD, "INBOX_ARGON2_TIME_COST": "1", "INBOX_A
 N = 300
 
 
-async def start(data_dir, port) -> asyncio.subprocess.Process:
+async def start(data_dir, port, env: dict | None = None) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "inbox", "serve", "--data-dir", str(data_dir), "--port", str(port),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env={**os.environ, **ENV})
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env={**os.environ, **ENV, **(env or {})})
     async with aiohttp.ClientSession() as http:
         for _ in range(200):
             try:

@@ -78,7 +78,10 @@ def config_overrides() -> dict:
     # No throttling: the fuzz signs in again whenever a request ended its own session, and it sends
     # many wrong passwords and codes on purpose. Small media: the oversize cases stay cheap.
     return {**FAST_HASHING, "media_max_bytes": 64 * 1024, "login_account_limit": 10**6, "login_ip_limit": 10**6,
-            "totp_failure_limit": 10**6, "sqlite_synchronous": "NORMAL"}
+            "totp_failure_limit": 10**6, "sqlite_synchronous": "NORMAL",
+            # Replies the fuzz sends fail at their first attempt instead of waiting for a retry (no
+            # receiver listens), so the outbox settles between requests (Fuzzer._outbox_drained).
+            "outbound_give_up_seconds": 0.0, "outbound_timeout_seconds": 2.0}
 
 
 # --- the workspace: built once, copied for every test ---------------------------------------------
@@ -421,6 +424,9 @@ MINIMAL: dict[str, Callable[[World], dict]] = {
     "IncomingMessage": lambda w: {"id": f"fuzz-{w.unique()}", "from": {"handle": "+15550009", "name": "Fuzzy"}},
     "Sender": lambda w: {"handle": "+15550009"},
     "ChannelPatch": lambda w: {},
+    "OutgoingIn": lambda w: {"address": "sales@acme.example", "host": "127.0.0.1", "port": 25, "security": "none"},
+    "EmailReplyIn": lambda w: {"text": "hello"},
+    "WorkflowPatch": lambda w: {"status": "pending"},
     "DeliveryStatus": lambda w: {"message_id": w.ids["MS4"], "status": "delivered"},
     "IncomingFile": lambda w: {"name": "photo.png", "data": base64.b64encode(png()).decode()},
 }
@@ -454,6 +460,7 @@ def _good_paths(w: World) -> dict[str, list[dict[str, Any]]]:
         "/api/v1/contacts/custom_fields/{id}": ids("F3", "F1"),
         "/api/v1/companies/custom_fields/{id}": ids("F4", "F1"),
         "/api/v1/chats/{id}/messages": ids("CV2", "CV1"),
+        "/api/v1/chats/{id}": ids("CV2", "CV1"),
         "/api/v1/chats/{id}/read": ids("CV2", "CV1"),
         "/api/v1/groups/{id}": ids("G1", "G2"),
         "/api/v1/roles/{id}": ids("R2", "R3", "R1"),
@@ -475,6 +482,10 @@ def _good_paths(w: World) -> dict[str, list[dict[str, Any]]]:
         "/api/v1/inboxes/{id}/emails": ids("IB1", "IB2"),
         "/api/v1/inboxes/{id}/threads/{thread_id}": [{"id": i["IB1"], "thread_id": i["TH1"]},
                                                      {"id": i["IB2"], "thread_id": i["TH1"]}],
+        "/api/v1/inboxes/{id}/outgoing": ids("IB1", "IB2"),
+        "/api/v1/inboxes/{id}/resume": ids("IB1", "IB2"),
+        "/api/v1/inboxes/{id}/threads/{thread_id}/reply": [{"id": i["IB1"], "thread_id": i["TH1"]},
+                                                           {"id": i["IB2"], "thread_id": i["TH1"]}],
         "/api/v1/inboxes/{id}/threads/{thread_id}/read": [{"id": i["IB1"], "thread_id": i["TH1"]},
                                                           {"id": i["IB2"], "thread_id": i["TH1"]}],
         "/api/v1/leads/{id}/emails": ids("L1", "L2"),

@@ -83,3 +83,16 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_where_it_is_
         assert {a["host"] for a in await open_.resolve("localhost", 80)} & {"127.0.0.1", "::1"}
     finally:
         await open_.close()
+
+
+async def test_smtp_servers_follow_the_same_rule_and_clear_text_is_for_loopback_only(api, admin):
+    inbox = (await api.post("/api/v1/inboxes", {"name": "Sales"}, who=admin)).body
+    path = f"/api/v1/inboxes/{inbox['id']}/outgoing"
+    base = {"address": "sales@acme.example", "port": 587}
+    for host, security in (("10.0.0.5", "starttls"), ("169.254.169.254", "tls"), ("localhost", "starttls"),
+                           ("93.184.215.14", "none"), ("[::1]", "tls")):
+        r = await api.put(path, {**base, "host": host, "security": security}, who=admin)
+        assert r.status == 422 and r.body["errors"][0]["path"] == "host", (host, security, r.body)
+    assert (await api.get(path, who=admin)).body["host"] is None
+    relay = await api.put(path, {**base, "host": "127.0.0.1", "port": 25, "security": "none"}, who=admin)
+    assert relay.status == 200 and relay.body["security"] == "none"

@@ -216,6 +216,7 @@ async def test_every_route_answers_to_its_schema(api, admin):
     for expected in (201, 200):  # new, then the duplicate
         r = await deliver(api, channel["id"], secret, message("p1"))
         assert r.status == expected, r.body
+    await ok("PATCH", f"{a}/chats/{r.body['conversation_id']}", {"status": "resolved"})
     # a reply on the channel: no outbound URL yet, so it fails (and pauses the channel); retried; the
     # provider reports it delivered
     conversation = r.body["conversation_id"]
@@ -254,6 +255,17 @@ async def test_every_route_answers_to_its_schema(api, admin):
     thread = (await ok("GET", f"{a}/inboxes/{iid}/emails", who=maria))["items"][0]["id"]
     await ok("GET", f"{a}/inboxes/{iid}/threads/{thread}", who=maria)
     await ok("POST", f"{a}/inboxes/{iid}/threads/{thread}/read", who=maria)
+    await ok("PATCH", f"{a}/inboxes/{iid}/threads/{thread}", {"assignee_id": maria.user_id, "status": "pending"},
+             who=maria)
+    await ok("PUT", f"{a}/inboxes/{iid}/outgoing", {"address": "sales@acme.example", "host": "127.0.0.1",
+                                                    "port": 2525, "security": "none"})
+    await ok("GET", f"{a}/inboxes/{iid}/outgoing")
+    await ok("POST", f"{a}/inboxes/{iid}/threads/{thread}/reply", {"text": "Thanks"}, who=maria, status=201)
+    for _ in range(1000):  # nothing listens on 2525: the first failed attempt pauses the inbox
+        if (await ok("GET", f"{a}/inboxes/{iid}/outgoing"))["paused_at"]:
+            break
+        await asyncio.sleep(0.01)
+    await ok("POST", f"{a}/inboxes/{iid}/resume")
     await ok("GET", f"{a}/leads/{lead['id']}/emails", who=maria)
     spare_inbox = (await ok("POST", f"{a}/inboxes", {"name": "Spare"}))["id"]
     await ok("DELETE", f"{a}/inboxes/{spare_inbox}")

@@ -29,6 +29,9 @@ EXPECTED = [
     ("GET", "/leads?responsible_user_id=3&limit=1", 200),
     ("GET", "/access/explain?user_id=2&entity=leads&action=edit&record_id=8", 200),
     ("POST", "/auth/login", 200), ("GET", "/account", 200), ("GET", "/leads", 200), ("GET", "/leads/8", 404),
+    ("GET", "/pipelines", 200), ("POST", "/channels", 201), ("PATCH", "/channels/1", 200),
+    ("POST", "/hooks/chat/1", 201), ("POST", "/chats/1/messages", 201), ("GET", "/chats/1/messages?limit=1", 200),
+    ("PATCH", "/chats/1", 200), ("GET", "/chats?status=resolved", 200),
     ("DELETE", "/users/3?reassign_to=4", 204), ("GET", "/leads/8", 200), ("PATCH", "/users/2", 200),
     ("GET", "/account", 401), ("POST", "/auth/login", 403),
     ("GET", "/sessions", 200), ("GET", "/openapi.json", 200),
@@ -53,13 +56,15 @@ async def test_the_tour_runs_in_order_against_a_fresh_demo_workspace(tmp_path):
     code, _, err = await run("demo", "--data-dir", str(tmp_path), env=env)
     assert code == 0, err
     port = free_port()
-    server = await start(tmp_path, port)
+    # As `make serve` runs the demo: local receivers allowed, so the tour's provider gets the reply.
+    server = await start(tmp_path, port, env={"INBOX_OUTBOUND_ALLOW_PRIVATE": "true"})
     try:
         # python3 on PATH is the one running the tests, as a user's would be their own.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         tour = await asyncio.create_subprocess_exec(
             "sh", str(SCRIPT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PATH": path, "INBOX_URL": f"http://127.0.0.1:{port}"})
+            env={**os.environ, "PATH": path, "INBOX_URL": f"http://127.0.0.1:{port}",
+                 "PROVIDER_PORT": str(free_port())})
         out, err = await asyncio.wait_for(tour.communicate(), 90)
         out_text = out.decode()
         assert tour.returncode == 0, (err.decode(), out_text[-2000:])
@@ -73,6 +78,10 @@ async def test_the_tour_runs_in_order_against_a_fresh_demo_workspace(tmp_path):
     ids = [lead["id"] for lead in first["items"] + second["items"]]
     assert ids == sorted(set(ids), reverse=True) and len(ids) == first["total"] == 9
     assert first["next_cursor"] is not None and second["next_cursor"] is None
+    # The reply went out: the provider printed it, and the message shows it sent.
+    assert "provider received msg_" in out_text and "Yes: it ships today." in out_text
+    [sent] = json.loads(next(body for m, p, _, body in done if p == "/chats/1/messages?limit=1"))["items"]
+    assert (sent["text"], sent["status"], sent["attempts"]) == ("Yes: it ships today.", "sent", 1)
     clamped = json.loads(next(body for m, p, _, body in done if p == "/roles"))
     assert clamped["rights"]["leads"]["edit"] == "M"
 

@@ -13,7 +13,10 @@ from ..api.problems import invalid, not_found
 from ..realtime.views import email_visible
 from ..sealing import Sealer
 from ..store import activity, events
+from ..store import emails as mail_rows
 from ..store.db import Database, Tx
+from ..times import iso
+from . import workflow
 from .context import Actor
 from .ingest import new_secret
 from .media import insert_media
@@ -39,6 +42,38 @@ async def require_inbox(db: Database, subject: Subject, inbox_id: int):
     if row is None or not email_visible(subject, await members_of(db, inbox_id)):
         raise not_found("inbox")
     return row
+
+
+def outgoing_json(row, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An inbox's outgoing settings as admins see them: never the password, only whether there is
+    one; with its sending state (``store.outbox.target``)."""
+    state = state or {}
+    return {"address": row["address"], "display_name": row["display_name"], "host": row["smtp_host"],
+            "port": row["smtp_port"], "security": row["smtp_security"], "username": row["smtp_username"],
+            "has_password": row["smtp_password_sealed"] is not None, "paused_at": iso(state.get("paused_at")),
+            "failures": state.get("failures", 0), "last_error": state.get("last_error")}
+
+
+async def do_set_outgoing(db: Database, sealer: Sealer, actor: Actor, inbox_id: int, settings: dict[str, Any],
+                          password: str | None, keep_password: bool) -> None:
+    """Replace an inbox's outgoing settings (checked by the caller); the password is kept when
+    ``keep_password``, else replaced (None: removed)."""
+
+    async def job(tx: Tx) -> None:
+        row = await tx.fetchone("SELECT * FROM inboxes WHERE id = ?", (inbox_id,))
+        if row is None:
+            raise not_found("inbox")
+        sealed = row["smtp_password_sealed"] if keep_password else (sealer.seal(password) if password else None)
+        values = {"address": settings["address"], "display_name": settings["display_name"],
+                  "smtp_host": settings["host"], "smtp_port": settings["port"],
+                  "smtp_security": settings["security"], "smtp_username": settings["username"]}
+        await mail_rows.set_outgoing(tx, inbox_id, values, sealed, actor.now)
+        after = {**settings, "has_password": sealed is not None}
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="inbox.outgoing_changed",
+                              object_type="inbox", object_id=inbox_id,
+                              data={"before": outgoing_json(row), "after": after})
+
+    await db.write(job)
 
 
 def inbox_json(row, members: list[int]) -> dict[str, Any]:
@@ -143,9 +178,14 @@ async def do_incoming(db: Database, inbox_id: int, mail: dict[str, Any], files: 
             await tx.execute("INSERT INTO media_links (media_id, email_id) VALUES (?, ?)", (a["media_id"], email_id))
         await tx.execute("UPDATE email_threads SET last_email_id = ?, updated_at = ? WHERE id = ?",
                          (email_id, now, thread_id))
-        await tx.execute("DELETE FROM email_thread_reads WHERE thread_id = ?", (thread_id,))  # unread again
         row = await tx.fetchone("SELECT * FROM emails WHERE id = ?", (email_id,))
-        await events.emit(tx, "email.created", {"email": dict(row), "members": await members_of(tx, inbox_id)}, now)
+        members = await members_of(tx, inbox_id)
+        await events.emit(tx, "email.created", {"email": dict(row), "members": members}, now)
+        thread_row = await tx.fetchone("SELECT * FROM email_threads WHERE id = ?", (thread_id,))
+        responsible = await tx.fetchval("SELECT responsible_user_id FROM leads WHERE id = ?", (lead_id,)) \
+            if lead_id else None
+        await workflow.customer_email(tx, Actor(None, "webhook", now), thread_row, members, email_id, responsible,
+                                      lead_id)
         return {"email_id": email_id, "thread_id": thread_id, "contact_id": contact_id, "lead_id": lead_id}, False
 
     return await db.write(job)

@@ -20,6 +20,7 @@ from ..store import chats as chat_rows
 from ..store import records as record_rows
 from ..store.db import Database, Tx
 from ..times import iso
+from . import workflow
 from .chats import emit_message, facts_on_channel
 from .context import Actor
 from .media import insert_media
@@ -68,16 +69,20 @@ async def do_update_channel(db: Database, actor: Actor, channel_id: int, changes
     await db.write(job)
 
 
-async def do_resume_channel(db: Database, actor: Actor, channel_id: int) -> None:
-    """Restart a paused channel's queue: everything waiting in it is due now."""
+OUTBOX_KINDS = {"channels": "chat", "inboxes": "email"}  # the outbox kind of each target table
+
+
+async def do_resume(db: Database, actor: Actor, table: str, target_id: int) -> None:
+    """Restart a paused channel's or inbox's queue: everything waiting in it is due now."""
+    noun = SIGNED[table]
 
     async def job(tx: Tx) -> None:
-        if await tx.fetchone("SELECT 1 FROM channels WHERE id = ?", (channel_id,)) is None:
-            raise not_found("channel")
-        if not await outbox.resume(tx, "chat", channel_id, actor.now):
-            raise conflict("The channel is not paused.")
-        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.resumed",
-                              object_type="channel", object_id=channel_id)
+        if await tx.fetchone(f"SELECT 1 FROM {table} WHERE id = ?", (target_id,)) is None:
+            raise not_found(noun)
+        if not await outbox.resume(tx, OUTBOX_KINDS[table], target_id, actor.now):
+            raise conflict(f"The {noun} is not paused.")
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=f"{noun}.resumed",
+                              object_type=noun, object_id=target_id)
 
     await db.write(job)
 
@@ -174,7 +179,9 @@ async def do_incoming(db: Database, channel, payload: dict[str, Any], files: lis
         message = await chat_rows.insert_message(tx, conversation["id"], author_type="contact", author_user_id=None,
                                                  text=payload.get("text", ""), attachments=attachments, now=now,
                                                  provider_id=payload["id"])
-        await emit_message(tx, facts_on_channel(conversation, contact), message, now)
+        facts = facts_on_channel(conversation, contact)
+        await emit_message(tx, facts, message, now)
+        await workflow.customer_message(tx, Actor(None, WEBHOOK, now), facts, conversation, message["id"])
         result = {"message_id": message["id"], "conversation_id": conversation["id"], "contact_id": contact_id,
                   "lead_id": conversation["lead_id"]}
         await tx.execute("INSERT INTO inbound_ids (channel_id, provider_id, result, created_at) VALUES (?,?,?,?)",
@@ -206,7 +213,8 @@ async def _new_sender(tx: Tx, channel, sender: dict[str, Any], now: float):
     await _log_created(tx, channel["id"], "lead", lead, now, contact_ids=[contact["id"]])
     await emit_lead(tx, Actor(None, WEBHOOK, now), "lead.created", lead["id"], card=new_lead_card(lead, [contact]))
     cid = await chat_rows.insert_conversation(tx, contact["id"], lead["id"], "chat", now, channel["id"])
-    conversation = {"id": cid, "lead_id": lead["id"], "contact_id": contact["id"], "lead_row": lead["id"],
+    conversation = {"id": cid, "lead_id": lead["id"], "contact_id": contact["id"], "assignee_id": None,
+                    "status": "open", "lead_row": lead["id"],
                     "lead_pipeline_id": lead["pipeline_id"], "lead_stage_id": lead["stage_id"],
                     "lead_responsible_user_id": lead["responsible_user_id"], "subscribers": "[]"}
     return contact, conversation

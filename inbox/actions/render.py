@@ -76,4 +76,16 @@ def email_json(subject: Subject, row) -> dict[str, Any]:
             "to": orjson.loads(row["to_addrs"]) if isinstance(row["to_addrs"], str) else row["to_addrs"],
             "sent_at": iso(row["sent_at"]), "text": row["text"], "html": row["html"],
             "attachments": [a if files else {"type": a["type"], "hidden": True} for a in attachments],
-            "contact_id": row["contact_id"], "lead_id": row["lead_id"], "created_at": iso(row["created_at"])}
+            "contact_id": row["contact_id"], "lead_id": row["lead_id"], "created_at": iso(row["created_at"]),
+            **_delivery(row)}
+
+
+def _delivery(row) -> dict[str, Any]:
+    """Direction and sending state; emails stored in events before replies existed have neither."""
+    keys = row.keys()
+    def get(key, default=None):
+        return row[key] if key in keys else default
+    cc = get("cc_addrs", [])
+    return {"direction": get("direction", "incoming"), "cc": orjson.loads(cc) if isinstance(cc, str) else cc,
+            "author_user_id": get("author_user_id"), "status": get("status"), "attempts": get("attempts", 0),
+            "last_code": get("last_code"), "last_error": get("last_error")}

@@ -9,12 +9,13 @@ from aiohttp import web
 from auth.visibility import entity_visibility, leads_visibility
 
 from ..actions import chats
+from ..actions import workflow as workflow_actions
 from ..actions.records import load_defs
 from ..actions.render import contact_card
 from ..keys import DB
 from ..outbound import chat as outbound_chat
 from ..realtime.views import message_json
-from ..store import catalog
+from ..store import catalog, workflow
 from ..store import chats as rows
 from ..store import records as record_rows
 from . import record_models as m
@@ -42,8 +43,10 @@ async def _conversation_json(request: web.Request, rows_) -> list[dict]:
     subject = await subject_of(request)
     contacts = await record_rows.get_many(db, "contacts", [c["contact_id"] for c in rows_])
     reads = await rows.last_read(db, subject.user_id, [c["id"] for c in rows_])
+    unread = await workflow.unread_messages(db, subject.user_id, [c["id"] for c in rows_])
     defs = (await load_defs(db))["contacts"]
-    return [{"id": c["id"], "lead_id": c["lead_id"], "channel": c["channel"],
+    return [{"id": c["id"], "lead_id": c["lead_id"], "channel": c["channel"], "channel_id": c["channel_id"],
+             "assignee_id": c["assignee_id"], "status": c["status"], "unread_count": unread.get(c["id"], 0),
              "contact": contact_card(subject, contacts[c["contact_id"]], defs), "last_read_id": reads.get(c["id"]),
              "created_at": iso(c["created_at"]), "updated_at": iso(c["updated_at"])} for c in rows_]
 
@@ -55,6 +58,10 @@ async def list_chats(request: web.Request) -> web.Response:
     where, params = await _visible_where(request)
     if q.lead_id is not None:
         where, params = f"{where} AND lead_id = ?", [*params, q.lead_id]
+    if q.assignee is not None or q.status is not None:
+        more_sql, more_params = workflow.filter_sql("conversations", q.assignee, q.status,
+                                                    (await subject_of(request)).user_id)
+        where, params = f"{where} AND {more_sql}", [*params, *more_params]
     found = await rows.list_conversations(request.app[DB], (where, params), before=q.cursor, limit=q.limit + 1)
     more = len(found) > q.limit
     found = found[:q.limit]
@@ -72,11 +79,11 @@ async def open_chat(request: web.Request) -> web.Response:
                          status=201)
 
 
-@route("GET", "/api/v1/chats/{id}/messages", response=MessagePage, access=Access.USER, tag="chats", query=m.ChatList,
+@route("GET", "/api/v1/chats/{id}/messages", response=MessagePage, access=Access.USER, tag="chats", query=m.MessageList,
        summary="Messages of a conversation, newest first; attachments hidden without files access")
 async def list_messages(request: web.Request) -> web.Response:
     cid = int_id(request)
-    q: m.ChatList = query(request)
+    q: m.MessageList = query(request)
     subject = await subject_of(request)
     await chats.require_chat(request.app[DB], subject, cid)
     found = await rows.list_messages(request.app[DB], cid, before=q.cursor, limit=q.limit + 1)
@@ -112,3 +119,13 @@ async def retry(request: web.Request) -> web.Response:
     message = await outbound_chat.do_retry(request.app[DB], actor(request), subject, int_id(request),
                                            int_id(request, "message_id"))
     return json_response(message_json(subject, message))
+
+
+@route("PATCH", "/api/v1/chats/{id}", response=Conversation, access=Access.USER, tag="chats", body=m.WorkflowPatch,
+       summary="Assign a conversation (to someone who may read it) or set its status: open, pending, resolved")
+async def update_chat(request: web.Request) -> web.Response:
+    data: m.WorkflowPatch = await body(request)
+    cid = int_id(request)
+    await workflow_actions.do_update_conversation(request.app[DB], actor(request), await subject_of(request), cid,
+                                                  data.model_dump(exclude_unset=True))
+    return json_response((await _conversation_json(request, [await rows.get_conversation(request.app[DB], cid)]))[0])

@@ -76,7 +76,7 @@ async def _check_outbound_url(request: web.Request, url: str) -> None:
 @route("POST", "/api/v1/channels/{id}/resume", response=Channel, access=Access.ADMIN, tag="channels",
        summary="Restart a channel whose deliveries were paused after repeated failures (admin)")
 async def resume_channel(request: web.Request) -> web.Response:
-    await ingest.do_resume_channel(request.app[DB], actor(request), int_id(request))
+    await ingest.do_resume(request.app[DB], actor(request), "channels", int_id(request))
     request.app[OUTBOUND].wake()
     return await _channel(request, int_id(request))
 

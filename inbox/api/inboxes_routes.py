@@ -5,14 +5,30 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..actions import inboxes, records
-from ..actions.ingest import do_rotate_secret
+from ..actions import workflow as workflow_actions
+from ..actions.ingest import do_resume, do_rotate_secret
 from ..actions.render import email_json
-from ..keys import CONFIG, DB, SEALER
+from ..keys import CONFIG, DB, OUTBOUND, SEALER
+from ..outbound import addresses
+from ..outbound import email as outbound_email
 from ..realtime.views import email_visible
+from ..store import outbox, workflow
 from . import record_models as m
 from .common import actor, iso, subject_of
-from .problems import not_found
-from .responses import EmailList, Inbox, InboxCreated, InboxList, Members, Secret, Thread, ThreadPage
+from .problems import invalid, not_found
+from .responses import (
+    Email,
+    EmailList,
+    Inbox,
+    InboxCreated,
+    InboxList,
+    Members,
+    Outgoing,
+    Secret,
+    Thread,
+    ThreadPage,
+    ThreadSummary,
+)
 from .routing import Access, body, int_id, json_response, query, registry
 
 route = registry.route
@@ -81,25 +97,37 @@ async def set_members(request: web.Request) -> web.Response:
     return json_response({"user_ids": await inboxes.members_of(request.app[DB], iid)})
 
 
-@route("GET", "/api/v1/inboxes/{id}/emails", response=ThreadPage, access=Access.USER, tag="inboxes", query=m.ChatList,
-       summary="An inbox's threads, most recent first, with their last email and whether you read them")
+@route("GET", "/api/v1/inboxes/{id}/emails", response=ThreadPage, access=Access.USER, tag="inboxes",
+       query=m.ThreadList, summary="An inbox's threads, most recent first, with their last email, assignee, status"
+                                   " and what you have not read (filter by assignee and status)")
 async def list_threads(request: web.Request) -> web.Response:
     iid = int_id(request)
-    q: m.ChatList = query(request)
+    q: m.ThreadList = query(request)
     db = request.app[DB]
     subject = await subject_of(request)
     await inboxes.require_inbox(db, subject, iid)
+    where, params = workflow.filter_sql("t", q.assignee, q.status, subject.user_id)
     cursor = " AND t.id < ?" if q.cursor else ""
-    rows = await db.fetchall(
-        "SELECT t.*, r.read_at FROM email_threads t LEFT JOIN email_thread_reads r ON r.thread_id = t.id AND"
-        f" r.user_id = ? WHERE t.inbox_id = ?{cursor} ORDER BY t.id DESC LIMIT ?",
-        [subject.user_id, iid, *([q.cursor] if q.cursor else []), q.limit + 1])
+    rows = await db.fetchall(f"SELECT t.* FROM email_threads t WHERE t.inbox_id = ? AND {where}{cursor}"
+                             " ORDER BY t.id DESC LIMIT ?",
+                             [iid, *params, *([q.cursor] if q.cursor else []), q.limit + 1])
     more = len(rows) > q.limit
     rows = rows[:q.limit]
-    items = [{"id": t["id"], "subject": t["subject"], "contact_id": t["contact_id"], "lead_id": t["lead_id"],
-              "last_email_id": t["last_email_id"], "read": t["read_at"] is not None,
-              "updated_at": iso(t["updated_at"])} for t in rows]
+    items = await _summaries(db, subject, rows)
     return json_response({"items": items, "limit": q.limit, "next_cursor": rows[-1]["id"] if more else None})
+
+
+async def _summaries(db, subject, rows) -> list[dict]:
+    unread = await workflow.unread_emails(db, subject.user_id, [t["id"] for t in rows])
+    return [{"id": t["id"], "subject": t["subject"], "contact_id": t["contact_id"], "lead_id": t["lead_id"],
+             "last_email_id": t["last_email_id"], "read": unread.get(t["id"], 0) == 0,
+             "unread_count": unread.get(t["id"], 0), "assignee_id": t["assignee_id"], "status": t["status"],
+             "updated_at": iso(t["updated_at"])} for t in rows]
+
+
+async def _summary(db, subject, thread_id: int) -> dict:
+    return (await _summaries(db, subject, [await db.fetchone("SELECT * FROM email_threads WHERE id = ?",
+                                                             (thread_id,))]))[0]
 
 
 async def _thread(request: web.Request):
@@ -127,9 +155,7 @@ async def get_thread(request: web.Request) -> web.Response:
 async def read_thread(request: web.Request) -> web.Response:
     thread = await _thread(request)
     me = actor(request)
-    await request.app[DB].write(lambda tx: tx.execute(
-        "INSERT OR REPLACE INTO email_thread_reads (user_id, thread_id, read_at) VALUES (?,?,?)",
-        (me.user_id, thread["id"], me.now)))
+    await request.app[DB].write(lambda tx: workflow.mark_thread_read(tx, me.user_id, thread["id"], me.now))
     return web.Response(status=204)
 
 
@@ -149,3 +175,65 @@ async def lead_emails(request: web.Request) -> web.Response:
         if email_visible(subject, members[r["inbox_id"]]):
             out.append(email_json(subject, r))
     return json_response({"items": out})
+
+
+async def _outgoing(request: web.Request, inbox_id: int) -> web.Response:
+    row = await request.app[DB].fetchone("SELECT * FROM inboxes WHERE id = ?", (inbox_id,))
+    if row is None:
+        raise not_found("inbox")
+    return json_response(inboxes.outgoing_json(row, await outbox.target(request.app[DB], "email", inbox_id)))
+
+
+@route("GET", "/api/v1/inboxes/{id}/outgoing", response=Outgoing, access=Access.ADMIN, tag="inboxes",
+       summary="How the inbox sends replies: address and SMTP server, never the password (admin)")
+async def get_outgoing(request: web.Request) -> web.Response:
+    return await _outgoing(request, int_id(request))
+
+
+@route("PUT", "/api/v1/inboxes/{id}/outgoing", response=Outgoing, access=Access.ADMIN, tag="inboxes",
+       body=m.OutgoingIn, summary="Set how the inbox sends replies; the password is sealed at rest (admin)")
+async def set_outgoing(request: web.Request) -> web.Response:
+    iid = int_id(request)
+    data: m.OutgoingIn = await body(request)
+    if await request.app[DB].fetchone("SELECT 1 FROM inboxes WHERE id = ?", (iid,)) is None:
+        raise not_found("inbox")
+    problem = await addresses.smtp_host_problem(data.host, data.port, data.security,
+                                                allow_private=request.app[CONFIG].outbound_allow_private)
+    if problem:
+        raise invalid(f"host is not usable: {problem}.", [{"path": "host", "message": problem}])
+    settings = data.model_dump(exclude={"password"})
+    await inboxes.do_set_outgoing(request.app[DB], request.app[SEALER], actor(request), iid, settings,
+                                  data.password, keep_password="password" not in data.model_fields_set)
+    return await _outgoing(request, iid)
+
+
+@route("POST", "/api/v1/inboxes/{id}/threads/{thread_id}/reply", response=Email, access=Access.USER, tag="inboxes",
+       body=m.EmailReplyIn, status=201,
+       summary="Answer a thread by email from the inbox (members with mail access; files access to attach)")
+async def reply(request: web.Request) -> web.Response:
+    data: m.EmailReplyIn = await body(request)
+    subject = await subject_of(request)
+    email = await outbound_email.do_reply(request.app[DB], actor(request), subject, int_id(request),
+                                          int_id(request, "thread_id"), text=data.text, html=data.html, cc=data.cc,
+                                          media_ids=data.media_ids)
+    return json_response(email_json(subject, email), status=201)
+
+
+@route("POST", "/api/v1/inboxes/{id}/resume", response=Outgoing, access=Access.ADMIN, tag="inboxes",
+       summary="Restart an inbox whose replies were paused after repeated SMTP failures (admin)")
+async def resume_inbox(request: web.Request) -> web.Response:
+    await do_resume(request.app[DB], actor(request), "inboxes", int_id(request))
+    request.app[OUTBOUND].wake()
+    return await _outgoing(request, int_id(request))
+
+
+@route("PATCH", "/api/v1/inboxes/{id}/threads/{thread_id}", response=ThreadSummary, access=Access.USER,
+       tag="inboxes", body=m.WorkflowPatch,
+       summary="Assign a thread (to a member with mail access) or set its status: open, pending, resolved")
+async def update_thread(request: web.Request) -> web.Response:
+    data: m.WorkflowPatch = await body(request)
+    iid, tid = int_id(request), int_id(request, "thread_id")
+    subject = await subject_of(request)
+    await workflow_actions.do_update_thread(request.app[DB], actor(request), subject, iid, tid,
+                                            data.model_dump(exclude_unset=True))
+    return json_response(await _summary(request.app[DB], subject, tid))

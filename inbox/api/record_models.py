@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
 from .models import Body, Id, Name, Page, Query
 
@@ -287,10 +287,43 @@ class ReadIn(Body):
     message_id: Id
 
 
+Assignee = Annotated[str, StringConstraints(pattern=r"^(me|none|[1-9][0-9]{0,15})$")]
+WorkStatus = Literal["open", "pending", "resolved"]
+
+
 class ChatList(Query):
     cursor: Id | None = None
     limit: Annotated[int, Field(ge=1, le=250)] = 50
     lead_id: Id | None = None
+    assignee: Assignee | None = Field(default=None, description="me, none, or a user id")
+    status: WorkStatus | None = None
+
+
+class MessageList(Query):
+    cursor: Id | None = None
+    limit: Annotated[int, Field(ge=1, le=250)] = 50
+
+
+class ThreadList(Query):
+    cursor: Id | None = None
+    limit: Annotated[int, Field(ge=1, le=250)] = 50
+    assignee: Assignee | None = Field(default=None, description="me, none, or a user id")
+    status: WorkStatus | None = None
+
+
+class WorkflowPatch(Body):
+    """Who handles a conversation or thread, and where it stands."""
+
+    assignee_id: Id | None = Field(default=None, description="A user who may read it; null to unassign")
+    status: WorkStatus | None = None
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.model_fields_set:
+            raise ValueError("give assignee_id, status, or both")
+        if "status" in self.model_fields_set and self.status is None:
+            raise ValueError("status cannot be null")
+        return self
 
 
 class ChannelIn(Body):
@@ -350,6 +383,54 @@ class InboxIn(Body):
 
 class InboxUpdate(Body):
     name: Name
+
+
+def _mail_address(value: str) -> str:
+    """An addr-spec the standard library accepts (``local@domain``), with nothing that could end a header."""
+    from email.errors import HeaderParseError
+    from email.headerregistry import Address
+
+    value = value.strip()
+    if not value or any(c in value for c in "\r\n\0 <>,;") or value.count("@") != 1:
+        raise ValueError("not an email address (local@domain)")
+    try:
+        Address(addr_spec=value)
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise ValueError(f"not an email address ({exc})") from None
+    return value
+
+
+MailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_mail_address)]
+Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253,
+                                        pattern=r"^[A-Za-z0-9.\-:\[\]]+$")]
+
+
+class OutgoingIn(Body):
+    """How a shared inbox sends (PUT /inboxes/{id}/outgoing)."""
+
+    address: MailAddress = Field(description="From address of replies; its domain names their Message-IDs")
+    display_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200,
+                                                   pattern=r"^[^\r\n]*$")] = ""
+    host: Host = Field(description="SMTP server (private addresses refused unless INBOX_OUTBOUND_ALLOW_PRIVATE)")
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="STARTTLS, implicit TLS, or none (only for a loopback relay)")
+    username: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\r\n]*$")] | None = None
+    password: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None, description="Sealed at rest, never returned; leave out to keep the current one")
+
+
+class EmailReplyIn(Body):
+    text: Annotated[str, StringConstraints(max_length=100_000)] = ""
+    html: Annotated[str, StringConstraints(max_length=500_000)] = ""
+    cc: Annotated[list[MailAddress], Field(max_length=20)] = []
+    media_ids: Annotated[list[Id], Field(max_length=20)] = []
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.text.strip() and not self.html.strip():
+            raise ValueError("a reply needs text or html")
+        return self
 
 
 class MembersIn(Body):

@@ -191,6 +191,10 @@ class Conversation(Out):
     id: int
     lead_id: int | None
     channel: str
+    channel_id: int | None = Field(description="The chat channel it came from; null for an internal conversation")
+    assignee_id: int | None
+    status: Literal["open", "pending", "resolved"]
+    unread_count: int = Field(description="Customer messages after your read mark")
     contact: Contact | RestrictedContact
     last_read_id: int | None
     created_at: Time

@@ -397,6 +397,27 @@ class Email(Out):
     contact_id: int | None
     lead_id: int | None
     created_at: Time
+    direction: Literal["incoming", "outgoing"]
+    cc: list[str]
+    author_user_id: int | None = Field(description="The agent who wrote an outgoing email")
+    status: Literal["queued", "sent", "failed"] | None = Field(
+        description="An outgoing email: queued until the SMTP server accepts it, then sent, or failed")
+    attempts: int
+    last_code: int | None = Field(description="The SMTP server's last reply code")
+    last_error: str | None
+
+
+class Outgoing(Out):
+    address: str | None
+    display_name: str
+    host: str | None
+    port: int | None
+    security: Literal["starttls", "tls", "none"] | None
+    username: str | None
+    has_password: bool
+    paused_at: Time | None
+    failures: int
+    last_error: str | None
 
 
 EmailList = items_of(Email, "EmailList", "Emails of a lead the caller may read (rule 8)")
@@ -409,6 +430,9 @@ class ThreadSummary(Out):
     lead_id: int | None
     last_email_id: int | None
     read: bool
+    unread_count: int = Field(description="Emails from the customer newer than your read mark")
+    assignee_id: int | None
+    status: Literal["open", "pending", "resolved"]
     updated_at: Time
 
 

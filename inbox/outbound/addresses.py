@@ -117,3 +117,34 @@ async def resolution_problem(url: str) -> str | None:
     if private:
         return f"{host} resolves to {', '.join(private)}, which is not public"
     return None
+
+
+async def _resolve(host: str, port: int) -> list[str] | str:
+    """The addresses a host stands for, or what went wrong."""
+    literal = _literal(host)
+    if literal is not None:
+        return [literal]
+    try:
+        found = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM), RESOLVE_SECONDS)
+    except TimeoutError:
+        return f"{host} did not resolve within {RESOLVE_SECONDS:g} s"
+    except OSError as exc:
+        return f"{host} does not resolve ({exc})"
+    return sorted({entry[4][0] for entry in found})
+
+
+async def smtp_host_problem(host: str, port: int, security: str, *, allow_private: bool) -> str | None:
+    """What is wrong with an SMTP server setting (for a 422), or None. Sending without TLS is for a
+    relay on this machine only: the password and every email would cross the network in clear."""
+    found = await _resolve(host, port)
+    if isinstance(found, str):
+        return found
+    if security == "none" and not all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in found):
+        return "security none is only for a relay on this machine (a loopback address); use starttls or tls"
+    if not allow_private:
+        private = [a for a in found if not public(a)]
+        if private and security != "none":
+            return (f"{host} is {', '.join(private)}, which is not public (set INBOX_OUTBOUND_ALLOW_PRIVATE=true"
+                    " to allow private ones)")
+    return None

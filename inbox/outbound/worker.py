@@ -16,17 +16,19 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable
 
 import aiohttp
+
+from media.storage import MediaStore
 
 from ..config import Config
 from ..sealing import Sealer
 from ..store import outbox
 from ..store.db import Database
-from . import chat
+from . import chat, email
 from .addresses import GuardedResolver
-from .outcomes import record
+from .outcomes import Attempt, Kind, record
 
 log = logging.getLogger("inbox.outbound")
 
@@ -34,13 +36,11 @@ IDLE_SECONDS = 30.0      # a re-scan with nothing announced: a safety net, one i
 BATCH = 500              # due rows looked at per scan
 COOLDOWN_SECONDS = 5.0   # an attempt that raised (a bug, a full disk) is not retried at once
 
-Attempt = Callable[[dict[str, Any]], Awaitable[Any]]
-Record = Callable[[int, Any], Awaitable[None]]
 
 
 class Outbound:
-    def __init__(self, db: Database, config: Config, sealer: Sealer) -> None:
-        self.db, self.config, self.sealer = db, config, sealer
+    def __init__(self, db: Database, config: Config, sealer: Sealer, files: MediaStore) -> None:
+        self.db, self.config, self.sealer, self.files = db, config, sealer, files
         self._wake = asyncio.Event()
         self._rows: set[int] = set()
         self._lanes: set[tuple[str, int]] = set()
@@ -72,14 +72,15 @@ class Outbound:
     def wake(self) -> None:
         self._wake.set()
 
-    def _senders(self, kind: str) -> tuple[Attempt, Record]:
-        if kind == "chat":
+    def _attempt(self, row: dict[str, Any]) -> tuple[Awaitable[Attempt | None], Kind]:
+        """The attempt for a row, and how to record it."""
+        if row["kind"] == "chat":
             assert self.session is not None
-            session = self.session
-            return ((lambda row: chat.attempt(session, self.db, self.config, self.sealer, row["item_id"],
-                                              row["webhook_id"])),
-                    (lambda row_id, result: record(self.db, self.config, chat.KIND, row_id, result)))
-        raise ValueError(f"no sender for {kind!r}")
+            return (chat.attempt(self.session, self.db, self.config, self.sealer, row["item_id"], row["webhook_id"]),
+                    chat.KIND)
+        if row["kind"] == "email":
+            return email.attempt(self.db, self.config, self.sealer, self.files, row["item_id"]), email.KIND
+        raise ValueError(f"no sender for {row['kind']!r}")
 
     async def _run(self) -> None:
         while True:
@@ -107,7 +108,7 @@ class Outbound:
             self._rows.add(row["id"])
             self._lanes.add(lane)
             self._targets[target] += 1
-            task = asyncio.create_task(self._attempt(dict(row)), name=f"outbound-{row['kind']}-{row['item_id']}")
+            task = asyncio.create_task(self._run_one(dict(row)), name=f"outbound-{row['kind']}-{row['item_id']}")
             self._tasks.add(task)
         upcoming = await outbox.next_due(self.db, now)
         sleep = IDLE_SECONDS if upcoming is None else min(IDLE_SECONDS, max(0.0, upcoming - now))
@@ -115,12 +116,12 @@ class Outbound:
             sleep = min(sleep, max(0.0, min(self._cooling.values()) - mono))
         return sleep
 
-    async def _attempt(self, row: dict[str, Any]) -> None:
+    async def _run_one(self, row: dict[str, Any]) -> None:
         started = time.monotonic()
         try:
-            attempt, record = self._senders(row["kind"])
-            result = await attempt(row)
-            await record(row["id"], result)
+            attempt, kind = self._attempt(row)
+            result = await attempt
+            await record(self.db, self.config, kind, row["id"], result)
             self.attempts += 1
             log.info("outbound attempt", extra={
                 "kind": row["kind"], "item_id": row["item_id"], "target_id": row["target_id"],

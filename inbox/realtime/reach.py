@@ -112,14 +112,14 @@ class Reach:
         if kind.startswith("lead.") or kind == "subscription.changed":
             self._lead(out, data.get("lead"), data.get("subscribers", ()))
             self._lead(out, data.get("before"), data.get("subscribers_before", ()))
-        elif kind in ("message.created", "message.status"):
+        elif kind in ("message.created", "message.status", "conversation.updated"):
             self._lead(out, data.get("lead"), data.get("subscribers", ()))
             out |= self.broad["contacts"]
             self._responsible(out, data["contact"]["responsible_user_id"])
         elif kind.split(".")[0] in PARTIES:
             out |= self.broad[PARTIES[kind.split(".")[0]]]
             self._responsible(out, data["record"]["responsible_user_id"])
-        elif kind == "email.created":
+        elif kind in ("email.created", "email.status", "thread.updated"):
             out |= self.admins
             self._users(out, data["members"])
         elif kind == "notification.created":

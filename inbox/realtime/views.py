@@ -177,11 +177,27 @@ def view(subject: Subject, event: Event, defs: Defs) -> View | None:
         return ((kind,), lambda: {"message_id": message["id"], "conversation_id": message["conversation_id"],
                                   "status": message["status"], "attempts": message["attempts"],
                                   "last_code": message["last_code"], "last_error": message["last_error"]})
+    if kind == "conversation.updated":
+        if not chat_visible(subject, data):
+            return None
+        return ((kind,), lambda: {"conversation": dict(data["conversation"]), "before": data["before"]})
+    if kind == "thread.updated":
+        if not email_visible(subject, data["members"]):
+            return None
+        return ((kind,), lambda: {"thread": data["thread"], "before": data["before"]})
     if kind == "email.created":
         if not email_visible(subject, data["members"]):
             return None
         files = subject.is_admin or subject.rights.files_access
         return ((kind, files), lambda: {"email": render.email_json(subject, data["email"])})
+    if kind == "email.status":
+        if not email_visible(subject, data["members"]):
+            return None
+        email = data["email"]
+        return ((kind,), lambda: {"email_id": email["id"], "inbox_id": email["inbox_id"],
+                                  "thread_id": email["thread_id"], "status": email["status"],
+                                  "attempts": email["attempts"], "last_code": email["last_code"],
+                                  "last_error": email["last_error"]})
     if kind == "notification.created":
         if data["user_id"] != subject.user_id:
             return None

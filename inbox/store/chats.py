@@ -29,7 +29,7 @@ async def on_channel(tx: Tx, channel_id: int, contact_id: int):
     """A contact's newest conversation on a channel, with what its message events need of the lead
     (``lead_*`` columns, NULL without a lead) and the lead's subscribers (a JSON array), in one statement."""
     return await tx.fetchone(
-        "SELECT c.id, c.lead_id, c.contact_id, l.id AS lead_row, l.pipeline_id AS lead_pipeline_id,"
+        "SELECT c.id, c.lead_id, c.contact_id, c.assignee_id, c.status, l.id AS lead_row, l.pipeline_id AS lead_pipeline_id,"
         " l.stage_id AS lead_stage_id, l.responsible_user_id AS lead_responsible_user_id,"
         " (SELECT json_group_array(user_id) FROM lead_subscribers WHERE lead_id = l.id) AS subscribers"
         " FROM conversations c LEFT JOIN leads l ON l.id = c.lead_id"

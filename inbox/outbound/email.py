@@ -1,0 +1,96 @@
+"""Replies from shared inboxes: written to the thread and the outbox in one transaction, composed
+(``compose``) and sent by SMTP (``smtp``) by the delivery worker, through the same retries, pause and
+status events as chat replies. Rule 8 decides who may send: admins, and members of the inbox with
+``mail_access``; attaching files needs ``files_access`` as well."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from auth.policy import Subject
+from media.storage import MediaStore
+
+from ..actions import media
+from ..actions.context import Actor
+from ..actions.inboxes import members_of
+from ..api.problems import conflict, not_found
+from ..config import Config
+from ..realtime.views import email_visible
+from ..sealing import Sealer
+from ..store import chats as chat_rows
+from ..store import emails, events, outbox
+from ..store.db import Database, Tx
+from . import smtp
+from .compose import compose, new_message_id, references, reply_subject
+from .outcomes import Attempt, Kind
+
+
+async def do_reply(db: Database, actor: Actor, subject: Subject, inbox_id: int, thread_id: int, *, text: str,
+                   html: str, cc: list[str], media_ids: list[int]) -> dict[str, Any]:
+    async def job(tx: Tx) -> dict[str, Any]:
+        inbox = await tx.fetchone("SELECT * FROM inboxes WHERE id = ?", (inbox_id,))
+        members = await members_of(tx, inbox_id)
+        if inbox is None or not email_visible(subject, members):
+            raise not_found("inbox")
+        thread = await emails.thread(tx, inbox_id, thread_id)
+        if thread is None:
+            raise not_found("thread")
+        if not inbox["address"] or not inbox["smtp_host"]:
+            raise conflict("The inbox has no outgoing settings: an admin sets them with"
+                           f" PUT /api/v1/inboxes/{inbox_id}/outgoing.")
+        attachments = await media.require_attachable(tx, subject, media_ids, "media_ids") if media_ids else []
+        parent = await emails.latest(tx, thread_id)
+        customer = await emails.latest(tx, thread_id, incoming=True)
+        if parent is None or customer is None:
+            raise conflict("The thread has no email from a customer to answer.")
+        message_id = new_message_id(inbox["address"])
+        email = await emails.insert_outgoing(
+            tx, inbox_id=inbox_id, thread_id=thread_id, message_id=message_id, in_reply_to=parent["message_id"],
+            refs=references(parent["refs"], parent["message_id"]), subject=reply_subject(thread["subject"]),
+            from_addr=inbox["address"], from_name=inbox["display_name"] or inbox["name"],
+            to=[customer["from_addr"]], cc=cc, text=text, html=html, attachments=attachments,
+            contact_id=thread["contact_id"], lead_id=thread["lead_id"], author_user_id=actor.user_id, now=actor.now)
+        await emails.link_media(tx, email["id"], media_ids)
+        await outbox.enqueue(tx, kind="email", target_id=inbox_id, item_id=email["id"], lane=thread_id,
+                             webhook_id=message_id, now=actor.now)
+        await events.emit(tx, "email.created", {"email": email, "members": members}, actor.now)
+        return email
+
+    return await db.write(job)
+
+
+async def attempt(db: Database, config: Config, sealer: Sealer, files: MediaStore, item_id: int) -> Attempt | None:
+    row = await emails.sending(db, item_id)
+    if row is None:
+        return None
+    if not row["smtp_host"] or not row["inbox_address"]:
+        return Attempt(None, "the inbox has no outgoing settings: set them (PUT /api/v1/inboxes/{id}/outgoing),"
+                             " then retry", final=True)
+    email = emails.decode(row)
+    stored = await chat_rows.media_rows(db, [a["media_id"] for a in email["attachments"]])
+    try:
+        attached = [(a["name"], a["type"], await asyncio.to_thread(files.path(stored[a["media_id"]]["sha256"]).read_bytes))
+                    for a in email["attachments"]]
+        message = compose(from_address=row["inbox_address"], from_name=email["from_name"],
+                          to=[("", address) for address in email["to_addrs"]], cc=email["cc_addrs"],
+                          subject=email["subject"], message_id=email["message_id"], in_reply_to=email["in_reply_to"],
+                          refs=email["refs"], text=email["text"], html=email["html"], sent_at=email["sent_at"],
+                          files=attached)
+    except (KeyError, OSError, ValueError) as exc:  # a file gone from disk, an address the library refuses
+        return Attempt(None, f"the email cannot be composed: {exc}", final=True)
+    password = sealer.open_cached(row["smtp_password_sealed"]) if row["smtp_password_sealed"] else None
+    verdict, code, error = await smtp.send(
+        message, [*email["to_addrs"], *email["cc_addrs"]], host=row["smtp_host"], port=row["smtp_port"],
+        security=row["smtp_security"], username=row["smtp_username"], password=password,
+        allow_private=config.outbound_allow_private, timeout=config.outbound_timeout_seconds)
+    return Attempt(code, error, verdict=verdict)
+
+
+async def emit_status(tx: Tx, email: dict[str, Any], now: float) -> None:
+    await events.emit(tx, "email.status", {"email": {k: email[k] for k in (
+        "id", "inbox_id", "thread_id", "status", "attempts", "last_code", "last_error")},
+        "members": await members_of(tx, email["inbox_id"])}, now)
+
+
+KIND = Kind("email", "inbox", emails.get, emails.set_delivery, emit_status)
