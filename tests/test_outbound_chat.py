@@ -347,3 +347,26 @@ async def test_a_hanging_provider_holds_only_its_own_channel(api, admin, provide
     for conversation, mid in stuck:
         assert (await message_now(api, admin, conversation, mid))["attempts"] == 0
     assert len(provider.received) == 2
+
+
+def test_signatures_verify_with_the_scheme_library_for_new_and_legacy_secrets():
+    import base64
+    import secrets as random_secrets
+
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    from auth.signing import webhook_headers, webhook_key
+    from inbox.actions.ingest import new_secret
+
+    body = b'{"version": 1}'
+    secret = new_secret()
+    headers = webhook_headers(secret, "msg_1", int(time.time()), body)
+    assert Webhook(secret).verify(body, headers) == {"version": 1}  # the library, with its own clock check
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(body + b" ", headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(body, headers)
+    # Secrets made before (URL-safe, unpadded) still give a stable key: their bytes, decoded.
+    raw = random_secrets.token_bytes(32)
+    legacy = "whsec_" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    assert webhook_key(legacy) == raw and webhook_key(secret) == base64.b64decode(secret[6:])

@@ -91,8 +91,9 @@ async def _announce_thread(tx: Tx, actor: Actor, thread, members: list[int], bef
 
 async def customer_message(tx: Tx, actor: Actor, facts: dict[str, Any], conversation: dict[str, Any],
                            message_id: int) -> None:
-    """After an incoming chat message: reopen a resolved conversation; notify who handles it."""
-    if await workflow.reopen(tx, "conversation", conversation["id"]):
+    """After an incoming chat message: reopen a resolved conversation; notify who handles it. The
+    status was read with the conversation, so an open one (the usual case) costs no statement here."""
+    if conversation["status"] == "resolved" and await workflow.reopen(tx, "conversation", conversation["id"]):
         before = {"assignee_id": conversation["assignee_id"], "status": "resolved"}
         await _announce_conversation(tx, actor, facts, before, {**before, "status": "open"})
     lead = facts.get("lead")
