@@ -131,9 +131,10 @@ async def test_a_reply_threads_in_mail_clients_and_the_answer_threads_back(api, 
 
 
 async def test_smtp_4xx_is_retried_and_5xx_fails_with_the_servers_text(api, admin, smtp):
-    inbox, member, *_ = await world(api, admin)
+    inbox, member, outsider, *_ = await world(api, admin)
     await outgoing(api, admin, inbox["id"], smtp.port)
-    thread = (await post_mail(api, inbox["id"], inbox["secret"], mail("Hi", "<h1@buyer.io>"))).body["thread_id"]
+    first = (await post_mail(api, inbox["id"], inbox["secret"], mail("Hi", "<h1@buyer.io>"))).body
+    thread, first_email = first["thread_id"], first["email_id"]
     smtp.refuse = ["451 4.3.0 Mailbox busy, try later"]
     r = await api.post(f"/api/v1/inboxes/{inbox['id']}/threads/{thread}/reply", {"text": "one"}, who=member)
     done = await settled(api, member, inbox["id"], thread, r.body["id"], "sent")
@@ -144,6 +145,18 @@ async def test_smtp_4xx_is_retried_and_5xx_fails_with_the_servers_text(api, admi
     assert failed["attempts"] == 1 and failed["last_code"] == 550 and "No such user" in failed["last_error"]
     assert len(smtp.received) == 1
     assert (await api.rows("SELECT count(*) FROM outbox"))[0][0] == 0
+    # Retried by hand: a real new attempt, with the same Message-ID; only failed ones, only by readers.
+    path = f"/api/v1/inboxes/{inbox['id']}/threads/{thread}/emails/{r.body['id']}/retry"
+    assert (await api.post(path, who=outsider)).status == 404
+    again = await api.post(path, who=member)
+    assert again.status == 200 and again.body["status"] == "queued"
+    done = await settled(api, member, inbox["id"], thread, r.body["id"], "sent")
+    assert done["attempts"] == 2 and len(smtp.received) == 2 and smtp.tried == 4
+    resent = email.message_from_bytes(smtp.received[1][1], policy=policy.default)
+    assert resent["Message-ID"] == r.body["message_id"]
+    assert (await api.post(path, who=member)).status == 409
+    incoming = f"/api/v1/inboxes/{inbox['id']}/threads/{thread}/emails/{first_email}/retry"
+    assert (await api.post(incoming, who=member)).status == 409
 
 
 async def test_who_may_send_and_what_nothing_queued_looks_like(api, admin, smtp):

@@ -29,7 +29,8 @@ from inbox.outbound import chat as outbound_chat
 
 @pytest.fixture
 def config_overrides() -> dict:
-    return {**FAST_HASHING, "outbound_pause_after": 1}  # the first failed reply pauses its channel
+    # The first failed reply pauses its channel or inbox, and fails at once (no retries).
+    return {**FAST_HASHING, "outbound_pause_after": 1, "outbound_give_up_seconds": 0.0}
 
 
 def with_token(persona, token: str):
@@ -266,6 +267,10 @@ async def test_every_route_answers_to_its_schema(api, admin):
             break
         await asyncio.sleep(0.01)
     await ok("POST", f"{a}/inboxes/{iid}/resume")
+    # with no retries allowed (give-up 0) that one attempt failed the email: send it again
+    failed_email = (await api.rows("SELECT id, status FROM emails WHERE direction = 'outgoing'"))[0]
+    assert failed_email[1] == "failed"
+    await ok("POST", f"{a}/inboxes/{iid}/threads/{thread}/emails/{failed_email[0]}/retry", who=maria)
     await ok("GET", f"{a}/leads/{lead['id']}/emails", who=maria)
     spare_inbox = (await ok("POST", f"{a}/inboxes", {"name": "Spare"}))["id"]
     await ok("DELETE", f"{a}/inboxes/{spare_inbox}")

@@ -237,3 +237,12 @@ async def update_thread(request: web.Request) -> web.Response:
     await workflow_actions.do_update_thread(request.app[DB], actor(request), subject, iid, tid,
                                             data.model_dump(exclude_unset=True))
     return json_response(await _summary(request.app[DB], subject, tid))
+
+
+@route("POST", "/api/v1/inboxes/{id}/threads/{thread_id}/emails/{email_id}/retry", response=Email,
+       access=Access.USER, tag="inboxes", summary="Send a failed reply again, with the same Message-ID")
+async def retry_email(request: web.Request) -> web.Response:
+    subject = await subject_of(request)
+    email = await outbound_email.do_retry(request.app[DB], actor(request), subject, int_id(request),
+                                          int_id(request, "thread_id"), int_id(request, "email_id"))
+    return json_response(email_json(subject, email))

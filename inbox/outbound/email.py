@@ -18,8 +18,8 @@ from ..api.problems import conflict, not_found
 from ..config import Config
 from ..realtime.views import email_visible
 from ..sealing import Sealer
+from ..store import activity, emails, events, outbox
 from ..store import chats as chat_rows
-from ..store import emails, events, outbox
 from ..store.db import Database, Tx
 from . import smtp
 from .compose import compose, new_message_id, references, reply_subject
@@ -94,3 +94,32 @@ async def emit_status(tx: Tx, email: dict[str, Any], now: float) -> None:
 
 
 KIND = Kind("email", "inbox", emails.get, emails.set_delivery, emit_status)
+
+
+async def do_retry(db: Database, actor: Actor, subject: Subject, inbox_id: int, thread_id: int,
+                   email_id: int) -> dict[str, Any]:
+    """Queue a failed reply again: the same Message-ID, so a server that did take it after all, or
+    the customer's client, sees the same message."""
+
+    async def job(tx: Tx) -> dict[str, Any]:
+        members = await members_of(tx, inbox_id)
+        if await tx.fetchone("SELECT 1 FROM inboxes WHERE id = ?", (inbox_id,)) is None \
+                or not email_visible(subject, members):
+            raise not_found("inbox")
+        email = await emails.get(tx, email_id)
+        if email is None or email["thread_id"] != thread_id or email["inbox_id"] != inbox_id:
+            raise not_found("email")
+        if email["direction"] != "outgoing":
+            raise conflict("Only an email the inbox sent can be sent again.")
+        if email["status"] != "failed":
+            raise conflict(f"The email is {email['status']}; only a failed email can be retried.")
+        await outbox.enqueue(tx, kind="email", target_id=inbox_id, item_id=email_id, lane=thread_id,
+                             webhook_id=email["message_id"], now=actor.now)
+        updated = await emails.set_delivery(tx, email_id, status="queued", attempted=False, code=None,
+                                            error=email["last_error"])
+        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="email.retried",
+                              object_type="email", object_id=email_id, data={"thread_id": thread_id})
+        await emit_status(tx, updated, actor.now)
+        return updated
+
+    return await db.write(job)

@@ -121,8 +121,8 @@ class Outbound:
         try:
             attempt, kind = self._attempt(row)
             result = await attempt
+            self.attempts += 1  # before its outcome is written: whoever sees the outcome sees the count
             await record(self.db, self.config, kind, row["id"], result)
-            self.attempts += 1
             log.info("outbound attempt", extra={
                 "kind": row["kind"], "item_id": row["item_id"], "target_id": row["target_id"],
                 "webhook_id": row["webhook_id"], "attempt": row["attempts"] + 1,
