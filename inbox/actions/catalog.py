@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.problems import conflict, not_found
+from ..errors import conflict, not_found
 from ..store import activity, events
 from ..store import catalog as rows
 from ..store import users as user_rows

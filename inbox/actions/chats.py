@@ -10,7 +10,7 @@ import orjson
 
 from auth.policy import Subject
 
-from ..api.problems import invalid, not_found
+from ..errors import invalid, not_found
 from ..realtime.views import chat_visible
 from ..store import chats as rows
 from ..store import events, outbox

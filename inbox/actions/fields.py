@@ -10,7 +10,7 @@ import orjson
 
 from auth.policy import EDIT, HIDDEN, Subject
 
-from ..api.problems import forbidden, invalid
+from ..errors import forbidden, invalid
 
 MAX_TEXT = 10_000
 MASK = "***"  # what the activity log shows for a field hidden from the actor

@@ -9,7 +9,7 @@ import orjson
 
 from auth.policy import Subject
 
-from ..api.problems import invalid, not_found
+from ..errors import invalid, not_found
 from ..realtime.views import email_visible
 from ..sealing import Sealer
 from ..store import activity, events

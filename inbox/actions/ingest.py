@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ..api.problems import conflict, invalid, not_found
+from ..errors import conflict, invalid, not_found
 from ..sealing import Sealer
 from ..store import activity, catalog, outbox
 from ..store import chats as chat_rows

@@ -11,7 +11,7 @@ from media.dimensions import Unmeasurable
 from media.sniff import extension_mismatch, pixels, sniff
 from media.storage import MediaStore
 
-from ..api.problems import Problem, forbidden, invalid, not_found
+from ..errors import Problem, forbidden, invalid, not_found
 from ..realtime.views import chat_visible, email_visible
 from ..store import chats as chat_rows
 from ..store.db import Database, Tx

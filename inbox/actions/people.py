@@ -11,7 +11,7 @@ import orjson
 
 from auth.rights import Effective, Rights, Source, admin_effective, effective
 
-from ..api.problems import conflict, invalid, not_found
+from ..errors import conflict, invalid, not_found
 from ..store import activity, events
 from ..store import sessions as session_rows
 from ..store import users as rows

@@ -12,7 +12,7 @@ from typing import Any
 
 from auth.policy import Subject
 
-from ..api.problems import forbidden, invalid, not_found
+from ..errors import forbidden, invalid, not_found
 from ..store import activity, catalog, events
 from ..store import records as rows
 from ..store.db import Database, Tx

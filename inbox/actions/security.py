@@ -19,8 +19,8 @@ from auth.gates import login_allowed
 from auth.network import parse_allowlist
 from auth.tokens import new_token, token_hash
 
-from ..api.problems import Problem, conflict, invalid, ip_refused, not_found, too_many, unauthorized
 from ..config import Config
+from ..errors import Problem, conflict, invalid, ip_refused, not_found, too_many, unauthorized
 from ..sealing import Sealer
 from ..store import activity, events, throttle
 from ..store import security as rows

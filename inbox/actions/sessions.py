@@ -12,8 +12,8 @@ from auth.gates import login_allowed
 from auth.passwords import Hasher
 from auth.tokens import new_token, token_hash
 
-from ..api.problems import Problem, forbidden, ip_refused, not_found, too_many, unauthorized
 from ..config import Config
+from ..errors import Problem, forbidden, ip_refused, not_found, too_many, unauthorized
 from ..store import activity, throttle
 from ..store import security as security_rows
 from ..store import sessions as session_rows

@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable
 
 from auth.policy import Subject
 
-from ..api.problems import invalid, not_found
+from ..errors import invalid, not_found
 from ..realtime.views import chat_visible, email_visible
 from ..store import activity, events, workflow
 from ..store.db import Database, Tx

@@ -17,8 +17,8 @@ from media.links import signature
 
 from ..actions.chats import chat_facts, require_chat
 from ..actions.context import Actor
-from ..api.problems import conflict, not_found
 from ..config import Config
+from ..errors import conflict, not_found
 from ..sealing import Sealer
 from ..store import activity, events, outbox
 from ..store import chats as rows

@@ -14,8 +14,8 @@ from media.storage import MediaStore
 from ..actions import media
 from ..actions.context import Actor
 from ..actions.inboxes import members_of
-from ..api.problems import conflict, not_found
 from ..config import Config
+from ..errors import conflict, not_found
 from ..realtime.views import email_visible
 from ..sealing import Sealer
 from ..store import activity, emails, events, outbox
