@@ -12,6 +12,8 @@ from auth.policy import Subject
 from ..errors import invalid, not_found
 from ..realtime.views import chat_visible, email_visible
 from ..store import activity, events, workflow
+from ..store import emails as mail_rows
+from ..store import users as user_rows
 from ..store.db import Database, Tx
 from . import inboxes  # the module: inboxes calls back into this one
 from .access import load_subject
@@ -22,7 +24,7 @@ from .records import notify
 
 async def _assignee(tx: Tx, user_id: int, may_read) -> None:
     """The new assignee must be an active user who may read what is assigned to them."""
-    user = await tx.fetchone("SELECT is_admin, is_active FROM users WHERE id = ?", (user_id,))
+    user = await user_rows.activity_of(tx, user_id)
     if user is None or not user["is_active"] or not may_read(
             await load_subject(tx, user_id, is_admin=bool(user["is_admin"]))):
         problem = "not an active user who may read it"
@@ -66,11 +68,8 @@ async def _announce_conversation(tx: Tx, actor: Actor, facts: dict[str, Any], be
 async def do_update_thread(db: Database, actor: Actor, subject: Subject, inbox_id: int, thread_id: int,
                            changes: dict[str, Any]) -> None:
     async def job(tx: Tx) -> None:
-        members = await inboxes.members_of(tx, inbox_id)
-        inbox = await tx.fetchone("SELECT 1 FROM inboxes WHERE id = ?", (inbox_id,))
-        if inbox is None or not email_visible(subject, members):
-            raise not_found("inbox")
-        thread = await tx.fetchone("SELECT * FROM email_threads WHERE id = ? AND inbox_id = ?", (thread_id, inbox_id))
+        _, members = await inboxes.require_inbox(tx, subject, inbox_id)
+        thread = await mail_rows.thread(tx, inbox_id, thread_id)
         if thread is None:
             raise not_found("thread")
         await _update(tx, actor, "thread", thread, changes, lambda who: email_visible(who, members),

@@ -12,6 +12,8 @@ from ..keys import CONFIG, DB, OUTBOUND, SEALER
 from ..outbound import addresses
 from ..outbound import email as outbound_email
 from ..realtime.views import email_visible
+from ..store import emails as mail_rows
+from ..store import inboxes as inbox_rows
 from ..store import outbox, workflow
 from . import record_models as m
 from .common import actor, iso, subject_of
@@ -39,7 +41,7 @@ route = registry.route
 async def list_inboxes(request: web.Request) -> web.Response:
     db = request.app[DB]
     ids = await inboxes.visible_inbox_ids(db, await subject_of(request))
-    rows = [await db.fetchone("SELECT * FROM inboxes WHERE id = ?", (i,)) for i in ids]
+    rows = await inbox_rows.many(db, ids)
     return json_response({"items": [inboxes.inbox_json(r, await inboxes.members_of(db, r["id"])) for r in rows]})
 
 
@@ -48,7 +50,7 @@ async def list_inboxes(request: web.Request) -> web.Response:
 async def create_inbox(request: web.Request) -> web.Response:
     data: m.InboxIn = await body(request)
     iid, secret = await inboxes.do_create(request.app[DB], request.app[SEALER], actor(request), data.name, data.user_ids)
-    row = await request.app[DB].fetchone("SELECT * FROM inboxes WHERE id = ?", (iid,))
+    row = await inbox_rows.get(request.app[DB], iid)
     return json_response({**inboxes.inbox_json(row, sorted(set(data.user_ids))), "secret": secret}, status=201)
 
 
@@ -58,11 +60,8 @@ async def rename_inbox(request: web.Request) -> web.Response:
     iid = int_id(request)
     data: m.InboxUpdate = await body(request)
     db = request.app[DB]
-    if await db.fetchone("SELECT 1 FROM inboxes WHERE id = ?", (iid,)) is None:
-        raise not_found("inbox")
-    await db.write(lambda tx: tx.execute("UPDATE inboxes SET name = ? WHERE id = ?", (data.name, iid)))
-    row = await db.fetchone("SELECT * FROM inboxes WHERE id = ?", (iid,))
-    return json_response(inboxes.inbox_json(row, await inboxes.members_of(db, iid)))
+    await inboxes.do_rename(db, actor(request), iid, data.name)
+    return json_response(inboxes.inbox_json(await inbox_rows.get(db, iid), await inboxes.members_of(db, iid)))
 
 
 @route("DELETE", "/api/v1/inboxes/{id}", access=Access.ADMIN, tag="inboxes", status=204,
@@ -106,11 +105,8 @@ async def list_threads(request: web.Request) -> web.Response:
     db = request.app[DB]
     subject = await subject_of(request)
     await inboxes.require_inbox(db, subject, iid)
-    where, params = workflow.filter_sql("t", q.assignee, q.status, subject.user_id)
-    cursor = " AND t.id < ?" if q.cursor else ""
-    rows = await db.fetchall(f"SELECT t.* FROM email_threads t WHERE t.inbox_id = ? AND {where}{cursor}"
-                             " ORDER BY t.id DESC LIMIT ?",
-                             [iid, *params, *([q.cursor] if q.cursor else []), q.limit + 1])
+    rows = await mail_rows.threads(db, iid, workflow.filter_sql("t", q.assignee, q.status, subject.user_id),
+                                   before=q.cursor, limit=q.limit + 1)
     more = len(rows) > q.limit
     rows = rows[:q.limit]
     items = await _summaries(db, subject, rows)
@@ -126,15 +122,14 @@ async def _summaries(db, subject, rows) -> list[dict]:
 
 
 async def _summary(db, subject, thread_id: int) -> dict:
-    return (await _summaries(db, subject, [await db.fetchone("SELECT * FROM email_threads WHERE id = ?",
-                                                             (thread_id,))]))[0]
+    return (await _summaries(db, subject, [await mail_rows.thread_by_id(db, thread_id)]))[0]
 
 
 async def _thread(request: web.Request):
     iid, tid = int_id(request), int_id(request, "thread_id")
     db = request.app[DB]
     await inboxes.require_inbox(db, await subject_of(request), iid)
-    thread = await db.fetchone("SELECT * FROM email_threads WHERE id = ? AND inbox_id = ?", (tid, iid))
+    thread = await mail_rows.thread(db, iid, tid)
     if thread is None:
         raise not_found("thread")
     return thread
@@ -145,7 +140,7 @@ async def _thread(request: web.Request):
 async def get_thread(request: web.Request) -> web.Response:
     thread = await _thread(request)
     subject = await subject_of(request)
-    rows = await request.app[DB].fetchall("SELECT * FROM emails WHERE thread_id = ? ORDER BY id", (thread["id"],))
+    rows = await mail_rows.of_thread(request.app[DB], thread["id"])
     return json_response({"id": thread["id"], "subject": thread["subject"], "contact_id": thread["contact_id"],
                           "lead_id": thread["lead_id"], "emails": [email_json(subject, r) for r in rows]})
 
@@ -166,7 +161,7 @@ async def lead_emails(request: web.Request) -> web.Response:
     db = request.app[DB]
     subject = await subject_of(request)
     await records.require_visible(db, subject, "leads", lead_id)
-    rows = await db.fetchall("SELECT * FROM emails WHERE lead_id = ? ORDER BY id", (lead_id,))
+    rows = await mail_rows.of_lead(db, lead_id)
     members: dict[int, list[int]] = {}
     out = []
     for r in rows:
@@ -178,7 +173,7 @@ async def lead_emails(request: web.Request) -> web.Response:
 
 
 async def _outgoing(request: web.Request, inbox_id: int) -> web.Response:
-    row = await request.app[DB].fetchone("SELECT * FROM inboxes WHERE id = ?", (inbox_id,))
+    row = await inbox_rows.get(request.app[DB], inbox_id)
     if row is None:
         raise not_found("inbox")
     return json_response(inboxes.outgoing_json(row, await outbox.target(request.app[DB], "email", inbox_id)))
@@ -195,7 +190,7 @@ async def get_outgoing(request: web.Request) -> web.Response:
 async def set_outgoing(request: web.Request) -> web.Response:
     iid = int_id(request)
     data: m.OutgoingIn = await body(request)
-    if await request.app[DB].fetchone("SELECT 1 FROM inboxes WHERE id = ?", (iid,)) is None:
+    if not await inbox_rows.exists(request.app[DB], iid):
         raise not_found("inbox")
     problem = await addresses.smtp_host_problem(data.host, data.port, data.security,
                                                 allow_private=request.app[CONFIG].outbound_allow_private)

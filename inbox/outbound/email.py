@@ -13,10 +13,9 @@ from media.storage import MediaStore
 
 from ..actions import media
 from ..actions.context import Actor
-from ..actions.inboxes import members_of
+from ..actions.inboxes import members_of, require_inbox
 from ..config import Config
 from ..errors import conflict, not_found
-from ..realtime.views import email_visible
 from ..sealing import Sealer
 from ..store import activity, emails, events, outbox
 from ..store import chats as chat_rows
@@ -29,10 +28,7 @@ from .outcomes import Attempt, Kind
 async def do_reply(db: Database, actor: Actor, subject: Subject, inbox_id: int, thread_id: int, *, text: str,
                    html: str, cc: list[str], media_ids: list[int]) -> dict[str, Any]:
     async def job(tx: Tx) -> dict[str, Any]:
-        inbox = await tx.fetchone("SELECT * FROM inboxes WHERE id = ?", (inbox_id,))
-        members = await members_of(tx, inbox_id)
-        if inbox is None or not email_visible(subject, members):
-            raise not_found("inbox")
+        inbox, members = await require_inbox(tx, subject, inbox_id)
         thread = await emails.thread(tx, inbox_id, thread_id)
         if thread is None:
             raise not_found("thread")
@@ -102,10 +98,7 @@ async def do_retry(db: Database, actor: Actor, subject: Subject, inbox_id: int, 
     the customer's client, sees the same message."""
 
     async def job(tx: Tx) -> dict[str, Any]:
-        members = await members_of(tx, inbox_id)
-        if await tx.fetchone("SELECT 1 FROM inboxes WHERE id = ?", (inbox_id,)) is None \
-                or not email_visible(subject, members):
-            raise not_found("inbox")
+        await require_inbox(tx, subject, inbox_id)
         email = await emails.get(tx, email_id)
         if email is None or email["thread_id"] != thread_id or email["inbox_id"] != inbox_id:
             raise not_found("email")

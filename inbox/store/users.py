@@ -229,3 +229,15 @@ async def group_comembers(db: Database | Tx, user_id: int) -> list[int]:
 
 async def active_admin_ids(db: Database | Tx) -> list[int]:
     return [r[0] for r in await db.fetchall("SELECT id FROM users WHERE is_admin = 1 AND is_active = 1 ORDER BY id")]
+
+
+async def existing(db: Database | Tx, user_ids: list[int]) -> set[int]:
+    if not user_ids:
+        return set()
+    rows = await db.fetchall(f"SELECT id FROM users WHERE id IN ({','.join('?' * len(user_ids))})", user_ids)
+    return {r[0] for r in rows}
+
+
+async def activity_of(db: Database | Tx, user_id: int):
+    """(is_admin, is_active) of a user, or None."""
+    return await db.fetchone("SELECT is_admin, is_active FROM users WHERE id = ?", (user_id,))
