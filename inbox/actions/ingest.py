@@ -16,7 +16,9 @@ import orjson
 from ..errors import conflict, invalid, not_found
 from ..sealing import Sealer
 from ..store import activity, catalog, outbox
+from ..store import channels as channel_rows
 from ..store import chats as chat_rows
+from ..store import emails as mail_rows
 from ..store import records as record_rows
 from ..store.db import Database, Tx
 from ..times import iso
@@ -54,17 +56,16 @@ async def do_update_channel(db: Database, actor: Actor, channel_id: int, changes
     """Rename a channel or set its outbound URL (checked by the caller: ``outbound.addresses``)."""
 
     async def job(tx: Tx) -> None:
-        before = await tx.fetchone("SELECT name, outbound_url FROM channels WHERE id = ?", (channel_id,))
-        if before is None:
+        row = await channel_rows.get(tx, channel_id)
+        if row is None:
             raise not_found("channel")
-        after = {**dict(before), **changes}
-        if after == dict(before):
+        before = {"name": row["name"], "outbound_url": row["outbound_url"]}
+        after = {**before, **changes}
+        if after == before:
             return
-        await tx.execute("UPDATE channels SET name = ?, outbound_url = ?, updated_at = ? WHERE id = ?",
-                         (after["name"], after["outbound_url"], actor.now, channel_id))
+        await channel_rows.update(tx, channel_id, name=after["name"], outbound_url=after["outbound_url"], now=actor.now)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.updated",
-                              object_type="channel", object_id=channel_id,
-                              data={"before": dict(before), "after": after})
+                              object_type="channel", object_id=channel_id, data={"before": before, "after": after})
 
     await db.write(job)
 
@@ -77,7 +78,7 @@ async def do_resume(db: Database, actor: Actor, table: str, target_id: int) -> N
     noun = SIGNED[table]
 
     async def job(tx: Tx) -> None:
-        if await tx.fetchone(f"SELECT 1 FROM {table} WHERE id = ?", (target_id,)) is None:
+        if not await channel_rows.signed_exists(tx, table, target_id):
             raise not_found(noun)
         if not await outbox.resume(tx, OUTBOX_KINDS[table], target_id, actor.now):
             raise conflict(f"The {noun} is not paused.")
@@ -97,9 +98,8 @@ async def do_create_channel(db: Database, sealer: Sealer, actor: Actor, *, name:
                           [{"path": "pipeline_id", "message": "unknown pipeline"}])
         owner = responsible_user_id or actor.user_id
         await check_user(tx, owner)  # the channel's contacts and leads will be theirs
-        cid = await tx.insert("INSERT INTO channels (name, pipeline_id, responsible_user_id, secret_sealed, created_at,"
-                              " updated_at) VALUES (?,?,?,?,?,?)", (name, pipeline_id, owner, sealer.seal(secret),
-                                                                   actor.now, actor.now))
+        cid = await channel_rows.insert(tx, name=name, pipeline_id=pipeline_id, responsible_user_id=owner,
+                                        secret_sealed=sealer.seal(secret), now=actor.now)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.created",
                               object_type="channel", object_id=cid, data={"name": name, "pipeline_id": pipeline_id})
         return cid
@@ -117,10 +117,9 @@ async def do_rotate_secret(db: Database, sealer: Sealer, actor: Actor, table: st
     secret = new_secret()
 
     async def job(tx: Tx) -> None:
-        if await tx.fetchone(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)) is None:
+        if not await channel_rows.signed_exists(tx, table, row_id):
             raise not_found(kind)
-        await tx.execute(f"UPDATE {table} SET previous_sealed = secret_sealed, previous_until = ?, secret_sealed = ?,"
-                         " updated_at = ? WHERE id = ?", (actor.now + overlap, sealer.seal(secret), actor.now, row_id))
+        await channel_rows.rotate(tx, table, row_id, sealer.seal(secret), actor.now + overlap, actor.now)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=f"{kind}.secret_rotated",
                               object_type=kind, object_id=row_id, data={"previous_valid_until": actor.now + overlap})
 
@@ -130,11 +129,11 @@ async def do_rotate_secret(db: Database, sealer: Sealer, actor: Actor, table: st
 
 async def do_delete_channel(db: Database, actor: Actor, channel_id: int) -> None:
     async def job(tx: Tx) -> None:
-        if await tx.fetchone("SELECT 1 FROM channels WHERE id = ?", (channel_id,)) is None:
+        if await channel_rows.get(tx, channel_id) is None:
             raise not_found("channel")
-        if await tx.fetchval("SELECT count(*) FROM conversations WHERE channel_id = ?", (channel_id,)):
+        if await channel_rows.has_conversations(tx, channel_id):
             raise conflict("The channel has conversations; they keep it. Rotate its secret to stop deliveries.")
-        await tx.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
+        await channel_rows.delete(tx, channel_id)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="channel.deleted",
                               object_type="channel", object_id=channel_id)
 
@@ -149,10 +148,7 @@ async def do_incoming(db: Database, channel, payload: dict[str, Any], files: lis
     channel_id, sender = channel["id"], payload["from"]
 
     async def job(tx: Tx) -> tuple[dict[str, Any], bool]:
-        live, seen, contact_id = await tx.fetchone(
-            "SELECT (SELECT 1 FROM channels WHERE id = ?1), (SELECT result FROM inbound_ids WHERE channel_id = ?1"
-            " AND provider_id = ?2), (SELECT contact_id FROM contact_handles WHERE channel_id = ?1 AND handle = ?3)",
-            (channel_id, payload["id"], sender["handle"]))
+        live, seen, contact_id = await channel_rows.delivery_facts(tx, channel_id, payload["id"], sender["handle"])
         if live is None:  # deleted after the request read it: a 404, not a foreign-key failure
             raise not_found("channel")
         if seen is not None:
@@ -164,17 +160,14 @@ async def do_incoming(db: Database, channel, payload: dict[str, Any], files: lis
             contact = await record_rows.get(tx, "contacts", contact_id)
             conversation = await chat_rows.on_channel(tx, channel_id, contact_id)
             if conversation is None:  # a known handle whose conversations are gone: start a new one
-                lead_id = await tx.fetchval(
-                    "SELECT l.id FROM lead_contacts lc JOIN leads l ON l.id = lc.lead_id WHERE lc.contact_id = ?"
-                    " ORDER BY l.updated_at DESC LIMIT 1", (contact_id,))
+                lead_id = await mail_rows.latest_lead_of(tx, contact_id)
                 await chat_rows.insert_conversation(tx, contact_id, lead_id, "chat", now, channel_id)
                 conversation = await chat_rows.on_channel(tx, channel_id, contact_id)
         attachments = []
         for f in files:
             mid = await insert_media(tx, sha256=f["sha256"], kind=f["type"], name=f["name"], size=f["size"],
                                      user_id=None, now=now)
-            await tx.execute("INSERT INTO media_links (media_id, conversation_id) VALUES (?, ?)",
-                             (mid, conversation["id"]))
+            await chat_rows.link_media(tx, conversation["id"], [mid])
             attachments.append({"media_id": mid, "type": f["type"], "name": f["name"], "size": f["size"]})
         message = await chat_rows.insert_message(tx, conversation["id"], author_type="contact", author_user_id=None,
                                                  text=payload.get("text", ""), attachments=attachments, now=now,
@@ -184,8 +177,7 @@ async def do_incoming(db: Database, channel, payload: dict[str, Any], files: lis
         await workflow.customer_message(tx, Actor(None, WEBHOOK, now), facts, conversation, message["id"])
         result = {"message_id": message["id"], "conversation_id": conversation["id"], "contact_id": contact_id,
                   "lead_id": conversation["lead_id"]}
-        await tx.execute("INSERT INTO inbound_ids (channel_id, provider_id, result, created_at) VALUES (?,?,?,?)",
-                         (channel_id, payload["id"], orjson.dumps(result).decode(), now))
+        await channel_rows.remember(tx, channel_id, payload["id"], result, now)
         return result, False
 
     return await db.write(job)
@@ -202,13 +194,12 @@ async def _new_sender(tx: Tx, channel, sender: dict[str, Any], now: float):
         "name": display, "avatar": sender.get("avatar"), "emails": [],
         "phones": [sender["handle"]] if sender["handle"].lstrip("+").isdigit() else [],
         "responsible_user_id": channel["responsible_user_id"], "custom": {}}, now)
-    await tx.execute("INSERT INTO contact_handles (channel_id, handle, contact_id) VALUES (?,?,?)",
-                     (channel["id"], sender["handle"], contact["id"]))
+    await channel_rows.add_handle(tx, channel["id"], sender["handle"], contact["id"])
     lead = await record_rows.insert_row(tx, "leads", {
         "name": f"{display} ({channel['name']})", "price": 0, "pipeline_id": channel["pipeline_id"],
         "stage_id": stage["id"], "responsible_user_id": channel["responsible_user_id"], "company_id": None,
         "custom": {}}, now)
-    await tx.execute("INSERT INTO lead_contacts (lead_id, contact_id) VALUES (?, ?)", (lead["id"], contact["id"]))
+    await record_rows.set_lead_contacts(tx, lead["id"], [contact["id"]])
     await _log_created(tx, channel["id"], "contact", contact, now)
     await _log_created(tx, channel["id"], "lead", lead, now, contact_ids=[contact["id"]])
     await emit_lead(tx, Actor(None, WEBHOOK, now), "lead.created", lead["id"], card=new_lead_card(lead, [contact]))

@@ -22,6 +22,7 @@ from ..actions import inboxes, ingest
 from ..actions.media import check_file, store_file
 from ..keys import CONFIG, DB, MEDIA, OUTBOUND, SEALER
 from ..outbound import addresses, chat
+from ..store import channels as channel_rows
 from ..store import chats as chat_rows
 from ..store import outbox
 from . import record_models as m
@@ -37,13 +38,13 @@ route = registry.route
 @route("GET", "/api/v1/channels", response=ChannelList, access=Access.ADMIN, tag="channels",
        summary="List chat channels (admin)")
 async def list_channels(request: web.Request) -> web.Response:
-    rows = await request.app[DB].fetchall("SELECT * FROM channels ORDER BY id")
+    rows = await channel_rows.all_rows(request.app[DB])
     states = await outbox.targets(request.app[DB], "chat")
     return json_response({"items": [ingest.channel_json(r, states.get(r["id"])) for r in rows]})
 
 
 async def _channel(request: web.Request, channel_id: int) -> web.Response:
-    row = await request.app[DB].fetchone("SELECT * FROM channels WHERE id = ?", (channel_id,))
+    row = await channel_rows.get(request.app[DB], channel_id)
     if row is None:
         raise not_found("channel")
     return json_response(ingest.channel_json(row, await outbox.target(request.app[DB], "chat", channel_id)))
@@ -88,7 +89,7 @@ async def create_channel(request: web.Request) -> web.Response:
     cid, secret = await ingest.do_create_channel(request.app[DB], request.app[SEALER], actor(request), name=data.name,
                                                  pipeline_id=data.pipeline_id,
                                                  responsible_user_id=data.responsible_user_id)
-    row = await request.app[DB].fetchone("SELECT * FROM channels WHERE id = ?", (cid,))
+    row = await channel_rows.get(request.app[DB], cid)
     return json_response({**ingest.channel_json(row), "secret": secret}, status=201)
 
 
