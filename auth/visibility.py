@@ -1,21 +1,21 @@
-"""Compile "which records may this user see" into SQL, so lists, counts and exports filter in the
-database (rule 12). Pure: it returns SQL text and parameters; the store runs them.
+"""Compile "which records may this user see" into a plan of index ranges, so lists, counts and
+exports filter in the database (rule 12). Pure and backend-neutral: it returns the plan, and the
+store renders it in its SQL dialect (``inbox/store/plans.py``).
 
 The visible part of a table is a union of *slices*. A slice fixes at most a stage and a responsible
 user, both by equality, so each slice is one contiguous range of an index that ends in ``id``:
 ``(stage_id, responsible_user_id, id)``, ``(stage_id, id)``, ``(responsible_user_id, id)`` or the
 primary key. Reading every slice newest-first with ``LIMIT n`` and merging costs O(slices x n)
 whatever the depth of the page, where a single ``WHERE a OR b OR c ORDER BY id DESC`` makes SQLite
-either sort every visible row or walk the whole table. ``where()`` gives the same set as one
-predicate, for counts and for plans with too many slices.
-
-Column names are fixed here; values always travel as parameters.
+either sort every visible row or walk the whole table. ``groups()`` gives the same set as a few
+(stages, responsible users) pairs, which render as one predicate, for counts and for plans with too
+many slices.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, cast
+from typing import Iterable, Mapping, cast
 
 from .policy import LEAD_ACTIONS, Subject
 from .rights import A, D, G, M
@@ -46,23 +46,10 @@ class Visibility:
     def nothing(self) -> bool:
         return not self.slices and self.subscriber is None
 
-    def slice_where(self, s: Slice, prefix: str = "") -> tuple[str, list[Any]]:
-        parts, params = [], []
-        if s.stage_id is not None:
-            parts.append(f"{prefix}stage_id = ?")
-            params.append(s.stage_id)
-        if s.responsible is not None:
-            parts.append(f"{prefix}responsible_user_id = ?")
-            params.append(s.responsible)
-        return (" AND ".join(parts) or "1"), params
-
-    def rule_where(self, prefix: str = "") -> tuple[str, list[Any]]:
-        """The slices as one compact predicate (without subscriptions)."""
-        if self.everything:
-            return "1", []
-        if not self.slices:
-            return "0", []
-        # Group stages that share the same set of responsible users: usually one term per level.
+    def groups(self) -> list[tuple[tuple[int, ...] | None, tuple[int, ...] | None]]:
+        """The slices as few (stages, responsible users) pairs, None meaning any: stages that share
+        the same set of responsible users form one pair (usually one per level). What a backend
+        renders as one compact predicate; subscriptions are apart."""
         by_stage: dict[int | None, set[int] | None] = {}
         for s in self.slices:
             if s.responsible is None:
@@ -71,32 +58,14 @@ class Visibility:
                 cur = by_stage.setdefault(s.stage_id, set())
                 if cur is not None:
                     cur.add(s.responsible)
-        groups: dict[frozenset[int] | None, list[int | None]] = {}
+        grouped: dict[frozenset[int] | None, list[int | None]] = {}
         for stage, people in by_stage.items():
-            groups.setdefault(frozenset(people) if people is not None else None, []).append(stage)
-        terms, params = [], []
-        for members, stages in sorted(groups.items(), key=lambda kv: sorted(kv[1], key=lambda x: x or 0)):
-            conds = []
-            if stages != [None]:
-                conds.append(f"{prefix}stage_id IN ({_marks(stages)})")
-                params.extend(sorted(cast("list[int]", stages)))  # stage slices: every id is set
-            if members is not None:
-                conds.append(f"{prefix}responsible_user_id IN ({_marks(members)})")
-                params.extend(sorted(members))
-            terms.append("(" + " AND ".join(conds or ["1"]) + ")")
-        return "(" + " OR ".join(terms) + ")", params
-
-    def where(self, prefix: str = "") -> tuple[str, list[Any]]:
-        """Every visible row as one predicate: the rules, or a subscription."""
-        sql, params = self.rule_where(prefix)
-        if self.subscriber is None or self.everything:
-            return sql, params
-        sub = f"{prefix}id IN (SELECT lead_id FROM lead_subscribers WHERE user_id = ?)"
-        return f"({sql} OR {sub})", [*params, self.subscriber]
-
-
-def _marks(values: Iterable[Any]) -> str:
-    return ",".join("?" * len(list(values)))
+            grouped.setdefault(frozenset(people) if people is not None else None, []).append(stage)
+        out: list[tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = []
+        for members, stages in sorted(grouped.items(), key=lambda kv: sorted(kv[1], key=lambda x: x or 0)):
+            out.append((None if stages == [None] else tuple(sorted(cast("list[int]", stages))),
+                        None if members is None else tuple(sorted(members))))
+        return out
 
 
 def _level_slices(subject: Subject, level: int, stage_id: int | None) -> list[Slice]:
@@ -150,25 +119,24 @@ def entity_visibility(subject: Subject, entity: str, *, action: str = "view",
     return Visibility(tuple(_restrict(_level_slices(subject, level, None), None, responsible)))
 
 
-def tasks_where(subject: Subject, attached: Mapping[str, Visibility], prefix: str = "") -> tuple[str, list[Any]]:
+@dataclass(frozen=True, slots=True)
+class TasksPlan:
+    """Rule 10 compiled: every task, or tasks owned by one of ``owners`` or attached to a record the
+    user may view (each entity's plan)."""
+
+    everything: bool
+    owners: tuple[int, ...] = ()
+    attached: tuple[tuple[str, Visibility], ...] = ()
+
+
+def tasks_plan(subject: Subject, attached: Mapping[str, Visibility]) -> TasksPlan:
     """Rule 10: own tasks, tasks the task edit level covers, tasks on records the user can view."""
-    if subject.is_admin:
-        return "1", []
-    terms = [f"{prefix}responsible_user_id = ?"]
-    params: list[Any] = [subject.user_id]
     level = subject.rights.tasks.edit
-    if level == A:
-        return "1", []
-    if level == G:
-        terms.append(f"{prefix}responsible_user_id IN ({_marks(subject.members)})")
-        params.extend(sorted(subject.members))
-    for entity, vis in attached.items():
-        if vis.nothing:
-            continue
-        sql, p = vis.where()
-        terms.append(f"({prefix}entity_type = '{entity}' AND {prefix}entity_id IN (SELECT id FROM {entity} WHERE {sql}))")
-        params.extend(p)
-    return "(" + " OR ".join(terms) + ")", params
+    if subject.is_admin or level == A:
+        return TasksPlan(True)
+    owners = {subject.user_id} | (set(subject.members) if level == G else set())
+    return TasksPlan(False, tuple(sorted(owners)),
+                     tuple((entity, vis) for entity, vis in attached.items() if not vis.nothing))
 
 
-__all__ = ["Slice", "Visibility", "leads_visibility", "entity_visibility", "tasks_where", "MAX_SLICES"]
+__all__ = ["Slice", "Visibility", "TasksPlan", "leads_visibility", "entity_visibility", "tasks_plan", "MAX_SLICES"]

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import orjson
-
 from auth.passwords import Hasher, password_problem
 
 from .actions.context import Actor
 from .actions.people import do_create_user
 from .config import Config
-from .store.db import Database, Tx
+from .store import security as security_rows
+from .store.db import Database
 
 
 class SetupError(Exception):
     pass
 
 
-async def workspace_exists(db: Database) -> bool:
-    return bool(await db.fetchval("SELECT count(*) FROM workspace"))
+workspace_exists = security_rows.workspace_exists
 
 
 async def init_workspace(db: Database, hasher: Hasher, config: Config, *, name: str, email: str,
@@ -30,10 +28,6 @@ async def init_workspace(db: Database, hasher: Hasher, config: Config, *, name: 
         raise SetupError(f"{config.db_path} already holds a workspace; use another --data-dir.")
     now = config.clock()
 
-    async def create(tx: Tx) -> None:
-        await tx.execute("INSERT INTO workspace (id, name, settings, created_at) VALUES (1, ?, ?, ?)",
-                         (name, orjson.dumps({}).decode(), now))
-
-    await db.write(create)
+    await db.write(lambda tx: security_rows.create_workspace(tx, name, now))
     return await do_create_user(db, Actor(None, "cli", now), email=email, name=admin_name,
                                 password_hash=await hasher.hash(password))

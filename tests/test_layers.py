@@ -1,10 +1,12 @@
 """The layers stay layered (issue 15): nothing below ``inbox/api`` imports from it, so actions, the
 store, the hub and the delivery worker can be used without the HTTP layer, and errors come from
-``inbox/errors.py``. Only the application (``app.py``) and the command line sit above ``api``."""
+``inbox/errors.py``. Only the application (``app.py``) and the command line sit above ``api``. And
+``inbox/store/`` is the only code that speaks SQL: a second backend replaces the store, nothing else."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
@@ -47,3 +49,46 @@ def test_the_check_sees_relative_and_absolute_imports(tmp_path):
     probe.write_text("from ..api.problems import not_found\nfrom ..api import routing\nimport inbox.api.common\n")
     names = _imports(probe, "inbox.actions")
     assert {"inbox.api.problems", "inbox.api.routing", "inbox.api.common"} <= set(names)
+
+
+# Statements and clauses as this code base writes them (keywords in capitals). Docstrings may talk
+# about SQL; string literals anywhere else may not contain it.
+SQL = re.compile(r"\bSELECT\b[\s\S]*\bFROM\b|\bINSERT\s+(OR\s+\w+\s+)?INTO\b|\bDELETE\s+FROM\b|"
+                 r"\bUPDATE\s+\w+\s+SET\b|\bCREATE\s+(TABLE|INDEX|TRIGGER)\b|\bPRAGMA\s+\w+|\bWHERE\b|\bJOIN\b")
+PACKAGES = ("inbox", "auth", "media")
+
+
+def _sql_literals(source: str) -> list[tuple[int, str]]:
+    tree = ast.parse(source)
+    docs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docs.add(id(first.value))
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+            and SQL.search(node.value)]
+
+
+def test_only_the_store_speaks_sql():
+    offenders = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("inbox/store/"):
+                continue
+            offenders += [f"{rel}:{line}: {text[:70]!r}" for line, text in _sql_literals(path.read_text())]
+    assert not offenders, "SQL outside inbox/store/:\n" + "\n".join(offenders)
+
+
+def test_the_sql_check_sees_statements_in_strings_and_f_strings_but_not_docstrings():
+    probe = '''"""Talks about SELECT x FROM y in its docstring."""
+def f(table, n):
+    """So does this: DELETE FROM t."""
+    a = "UPDATE users SET name = ? WHERE id = ?"
+    b = f"SELECT * FROM {table} LIMIT {n}"
+    c = "Delete a field (admin)"
+    return a, b, c
+'''
+    assert [line for line, _ in _sql_literals(probe)] == [4, 5]

@@ -35,8 +35,7 @@ async def do_create_pipeline(db: Database, actor: Actor, *, name: str, sort: int
     async def job(tx: Tx) -> int:
         # Without a place it goes last: the first pipeline is where new leads land by default, and
         # adding one must not quietly change that.
-        position = sort if sort is not None else await tx.fetchval(
-            "SELECT coalesce(max(sort) + 1, 0) FROM pipelines")
+        position = sort if sort is not None else await rows.next_pipeline_sort(tx)
         pid = await rows.insert_pipeline(tx, name, position, actor.now)
         for i, stage in enumerate(stages):
             await rows.insert_stage(tx, pid, stage, i)
@@ -88,8 +87,7 @@ async def do_create_stage(db: Database, actor: Actor, pipeline_id: int, *, name:
     async def job(tx: Tx) -> int:
         if await rows.get_pipeline(tx, pipeline_id) is None:
             raise not_found("pipeline")
-        position = sort if sort is not None else await tx.fetchval(
-            "SELECT coalesce(max(sort) + 1, 0) FROM stages WHERE pipeline_id = ?", (pipeline_id,))
+        position = sort if sort is not None else await rows.next_stage_sort(tx, pipeline_id)
         sid = await rows.insert_stage(tx, pipeline_id, name, position)
         await _log(tx, actor, "stage.created", "stage", sid, {"after": {"pipeline_id": pipeline_id, "name": name}})
         return sid
@@ -120,7 +118,7 @@ async def do_delete_stage(db: Database, actor: Actor, pipeline_id: int, stage_id
         held = await rows.leads_in(tx, stage_id=stage_id)
         if held:
             raise conflict(f"The stage still holds {held} leads; move them first.", leads=held)
-        if await tx.fetchval("SELECT count(*) FROM stages WHERE pipeline_id = ?", (pipeline_id,)) == 1:
+        if await rows.stage_count(tx, pipeline_id) == 1:
             raise conflict("A pipeline keeps at least one stage; delete the pipeline instead.")
         await rows.delete_stage(tx, stage_id)
         await _forget(tx, actor, stage_id=stage_id)

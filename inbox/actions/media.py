@@ -14,6 +14,7 @@ from media.storage import MediaStore
 from ..errors import Problem, forbidden, invalid, not_found
 from ..realtime.views import chat_visible, email_visible
 from ..store import chats as chat_rows
+from ..store import media as media_rows
 from ..store.db import Database, Tx
 from . import chats  # the module, not its names: chats imports this one back
 from .context import Actor
@@ -42,10 +43,7 @@ async def store_file(store: MediaStore, data: bytes) -> str:
     return await asyncio.to_thread(store.save, data)
 
 
-async def insert_media(tx: Tx, *, sha256: str, kind: str, name: str, size: int, user_id: int | None,
-                       now: float) -> int:
-    return await tx.insert("INSERT INTO media (sha256, type, name, size, created_by, created_at) VALUES (?,?,?,?,?,?)",
-                           (sha256, kind, name, size, user_id, now))
+insert_media = media_rows.insert
 
 
 async def do_upload(db: Database, store: MediaStore, actor: Actor, data: bytes, name: str, *,
@@ -60,17 +58,13 @@ async def reachable(db: Database | Tx, subject: Subject, row) -> bool:
     """Where a file may be seen from: admins, its uploader, readers of a chat or an email it belongs to."""
     if subject.is_admin or row["created_by"] == subject.user_id:
         return True
-    links = await db.fetchall("SELECT conversation_id, email_id FROM media_links WHERE media_id = ?", (row["id"],))
-    for link in links:
+    for link in await media_rows.links(db, row["id"]):
         if link["conversation_id"] is not None:
             conversation = await chat_rows.get_conversation(db, link["conversation_id"])
             if conversation is not None and chat_visible(subject, await chats.chat_facts(db, conversation)):
                 return True
         if link["email_id"] is not None:
-            members = [r[0] for r in await db.fetchall(
-                "SELECT m.user_id FROM emails e JOIN inbox_members m ON m.inbox_id = e.inbox_id WHERE e.id = ?",
-                (link["email_id"],))]
-            if email_visible(subject, members):
+            if email_visible(subject, await media_rows.email_members(db, link["email_id"])):
                 return True
     return False
 
@@ -81,7 +75,7 @@ async def require_download(db: Database | Tx, subject: Subject, media_id: int) -
     out of reach is then exactly a missing one (rule 14)."""
     if not subject.rights.files_access:
         raise forbidden("Downloading files needs files access.")
-    row = await db.fetchone("SELECT * FROM media WHERE id = ?", (media_id,))
+    row = await media_rows.get(db, media_id)
     if row is None or not await reachable(db, subject, row):
         raise not_found("file")
     return row

@@ -187,7 +187,7 @@ async def do_remove_user(db: Database, actor: Actor, user_id: int, reassign_to: 
 async def do_create_group(db: Database, actor: Actor, *, name: str, role_id: int | None, user_ids: list[int]) -> int:
     async def job(tx: Tx) -> int:
         await _check_refs(tx, role_id=role_id, user_ids=user_ids)
-        if await tx.fetchval("SELECT 1 FROM groups WHERE name = ?", (name,)):
+        if await rows.name_taken(tx, "groups", name):
             raise conflict(f"A group named {name!r} already exists.")
         gid = await rows.insert_group(tx, name=name, role_id=role_id, now=actor.now)
         await rows.set_group_members(tx, gid, user_ids)
@@ -207,7 +207,7 @@ async def do_update_group(db: Database, actor: Actor, group_id: int, *, name: st
         if before is None:
             raise not_found("group")
         await _check_refs(tx, role_id=role_id if set_role else None, user_ids=user_ids or ())
-        if name is not None and await tx.fetchval("SELECT 1 FROM groups WHERE name = ? AND id != ?", (name, group_id)):
+        if name is not None and await rows.name_taken(tx, "groups", name, group_id):
             raise conflict(f"A group named {name!r} already exists.")
         await rows.update_group(tx, group_id, name=name, role_id=role_id, set_role=set_role, now=actor.now)
         if user_ids is not None:
@@ -249,7 +249,7 @@ async def do_create_role(db: Database, actor: Actor, *, name: str, rights: dict)
     rights = clamp_rights(rights)
 
     async def job(tx: Tx) -> int:
-        if await tx.fetchval("SELECT 1 FROM roles WHERE name = ?", (name,)):
+        if await rows.name_taken(tx, "roles", name):
             raise conflict(f"A role named {name!r} already exists.")
         rid = await rows.insert_role(tx, name=name, rights=rights, now=actor.now)
         await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="role.created",
@@ -266,7 +266,7 @@ async def do_update_role(db: Database, actor: Actor, role_id: int, *, name: str 
         before = await rows.get_role(tx, role_id)
         if before is None:
             raise not_found("role")
-        if name is not None and await tx.fetchval("SELECT 1 FROM roles WHERE name = ? AND id != ?", (name, role_id)):
+        if name is not None and await rows.name_taken(tx, "roles", name, role_id):
             raise conflict(f"A role named {name!r} already exists.")
         await rows.update_role(tx, role_id, name=name, rights=rights, now=actor.now)
         await access_changed(tx, actor, None)

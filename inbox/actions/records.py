@@ -15,6 +15,7 @@ from auth.policy import Subject
 from ..errors import forbidden, invalid, not_found
 from ..store import activity, catalog, events
 from ..store import records as rows
+from ..store import users as user_rows
 from ..store.db import Database, Tx
 from ..times import iso
 from . import render
@@ -101,8 +102,7 @@ def _require(subject: Subject, entity: str, action: str, record: dict[str, Any])
 # --- checks shared by writes ---
 
 async def check_user(tx: Tx, user_id: int, path: str = "responsible_user_id") -> None:
-    row = await tx.fetchone("SELECT is_active FROM users WHERE id = ?", (user_id,))
-    if row is None or not row[0]:
+    if not await user_rows.is_active(tx, user_id):
         raise _bad(path, f"no active user with id {user_id}")
 
 
@@ -127,10 +127,10 @@ async def _resolve_stage(tx: Tx, pipeline_id: int | None, stage_id: int | None,
     if pipeline_id is None:
         if current is not None:
             return current["pipeline_id"], current["stage_id"]
-        first = await tx.fetchone("SELECT id FROM pipelines ORDER BY sort, id LIMIT 1")
+        first = await catalog.first_pipeline_id(tx)
         if first is None:
             raise _bad("pipeline_id", "there is no pipeline yet; an administrator must create one")
-        pipeline_id = first[0]
+        pipeline_id = first
     if current is not None and current["pipeline_id"] == pipeline_id:
         return pipeline_id, current["stage_id"]
     if await catalog.get_pipeline(tx, pipeline_id) is None:

@@ -139,9 +139,9 @@ async def do_login(db: Database, hasher: Hasher, config: Config, *, email: str, 
 
     async def succeed(tx: Tx) -> int | None:
         if new_hash:  # upgrade old argon2 parameters at login (checklist 1)
-            await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, user["id"]))
+            await user_rows.set_password_hash(tx, user["id"], new_hash)
         if old_token:  # a new login rotates the token: the one sent with it stops working (checklist 5)
-            await tx.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash(old_token),))
+            await session_rows.delete_by_token(tx, token_hash(old_token))
         await throttle.take_back(tx, reserved)
         await throttle.clear(tx, account_key)
         if await security_rows.enrolled(tx, user["id"]):
@@ -200,8 +200,7 @@ async def do_set_password(db: Database, hasher: Hasher, actor: Actor, user_id: i
         row = await user_rows.get_user(tx, user_id)
         if row is None:
             raise not_found("user")
-        await tx.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
-                         (encoded, actor.now, user_id))
+        await user_rows.set_password_hash(tx, user_id, encoded, actor.now)
         ended = await session_rows.delete_user_sessions(tx, user_id)
         await throttle.clear(tx, f"email:{row['email'].lower()}")
         if token:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from auth.visibility import entity_visibility, leads_visibility
+from auth.visibility import Visibility, entity_visibility, leads_visibility
 
 from ..actions import chats
 from ..actions import workflow as workflow_actions
@@ -15,7 +15,7 @@ from ..actions.render import contact_card
 from ..keys import DB
 from ..outbound import chat as outbound_chat
 from ..realtime.views import message_json
-from ..store import catalog, workflow
+from ..store import catalog, plans, workflow
 from ..store import chats as rows
 from ..store import records as record_rows
 from . import record_models as m
@@ -29,13 +29,9 @@ route = registry.route
 async def _visible_where(request: web.Request) -> tuple[str, list]:
     subject = await subject_of(request)
     if subject.is_admin:
-        return "1", []
-    leads = leads_visibility(subject, await catalog.stage_catalogue(request.app[DB]))
-    contacts = entity_visibility(subject, "contacts")
-    lead_sql, lead_params = leads.where()
-    contact_sql, contact_params = contacts.where() if not contacts.nothing else ("0", [])
-    return (f"(lead_id IN (SELECT id FROM leads WHERE {lead_sql}) OR contact_id IN"
-            f" (SELECT id FROM contacts WHERE {contact_sql}))", [*lead_params, *contact_params])
+        return plans.conversations_where(True, Visibility(()), Visibility(()))
+    return plans.conversations_where(False, leads_visibility(subject, await catalog.stage_catalogue(request.app[DB])),
+                                     entity_visibility(subject, "contacts"))
 
 
 async def _conversation_json(request: web.Request, rows_) -> list[dict]:

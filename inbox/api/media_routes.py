@@ -13,6 +13,7 @@ from media.sniff import INLINE
 
 from ..actions import media
 from ..keys import CONFIG, DB, MEDIA, SEALER
+from ..store import media as media_rows
 from ..store import security as security_rows
 from .common import actor, iso, subject_of
 from .identity import check_gates, identity
@@ -64,7 +65,7 @@ async def upload(request: web.Request) -> web.Response:
         raise invalid("the file is empty", [{"path": "body", "message": "empty"}])
     mid = await media.do_upload(request.app[DB], request.app[MEDIA], actor(request), data, name,
                                 max_pixels=config.media_max_pixels)
-    row = await request.app[DB].fetchone("SELECT * FROM media WHERE id = ?", (mid,))
+    row = await media_rows.get(request.app[DB], mid)
     return json_response(media_json(row), status=201)
 
 

@@ -22,8 +22,7 @@ route = registry.route
 async def _subscribers_body(request: web.Request, lead_id: int) -> web.Response:
     db = request.app[DB]
     ids = await rows.subscribers(db, lead_id)
-    users = {u["id"]: u for u in await db.fetchall(
-        f"SELECT id, name, avatar FROM users WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+    users = await user_rows.cards(db, ids)
     return json_response({"items": [{"user_id": u, "name": users[u]["name"], "avatar": users[u]["avatar"]}
                                     for u in ids]})
 

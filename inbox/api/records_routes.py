@@ -9,11 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
-from auth.visibility import Visibility, entity_visibility, leads_visibility, tasks_where
+from auth.visibility import Visibility, entity_visibility, leads_visibility, tasks_plan
 
 from ..actions import records
 from ..keys import DB
-from ..store import catalog, listing
+from ..store import catalog, listing, plans
 from ..store import records as rows
 from ..store.listing import Filter
 from . import record_models as m
@@ -83,7 +83,7 @@ async def task_visibility(request: web.Request) -> tuple[str, list]:
     attached = {"leads": leads_visibility(subject, cat),
                 "contacts": entity_visibility(subject, "contacts"),
                 "companies": entity_visibility(subject, "companies")}
-    return tasks_where(subject, attached)
+    return plans.tasks_where(tasks_plan(subject, attached))
 
 
 def _page_body(items: list, q: Any, total: int | None, has_more: bool, last_id: int | None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..actions.access import load_subject
 from ..actions.records import load_defs
 from ..store import events as event_rows
 from ..store import security as security_rows
+from ..store import users as user_rows
 from ..store.db import Database
 from ..store.events import Event
 from ..times import iso
@@ -234,7 +235,7 @@ class Hub:
     async def _reload(self, user_id: int) -> None:
         if not self._of_user(user_id):
             return
-        row = await self.db.fetchone("SELECT is_admin, is_active FROM users WHERE id = ?", (user_id,))
+        row = await user_rows.activity_of(self.db, user_id)
         if row is None or not row["is_active"]:
             for conn in self._of_user(user_id):
                 conn.close(CLOSE_SESSION)
@@ -287,10 +288,7 @@ class Hub:
         alive: set[int] = set()
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
-            rows = await self.db.fetchall(
-                f"SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.is_active = 1"
-                f" AND s.id IN ({','.join('?' * len(chunk))})", chunk)
-            alive.update(r[0] for r in rows)
+            alive |= await user_rows.live_sessions(self.db, chunk)
         for conn in conns:
             if conn.session_id not in alive:
                 conn.close(CLOSE_SESSION)

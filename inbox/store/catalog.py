@@ -119,3 +119,20 @@ async def delete_field(tx: Tx, entity: str, field_id: int) -> int:
                            " IS NOT NULL", (key, key))
     await tx.execute("DELETE FROM custom_fields WHERE id = ?", (field_id,))
     return cur.rowcount
+
+
+async def next_pipeline_sort(tx: Tx) -> int:
+    return await tx.fetchval("SELECT coalesce(max(sort) + 1, 0) FROM pipelines")
+
+
+async def next_stage_sort(tx: Tx, pipeline_id: int) -> int:
+    return await tx.fetchval("SELECT coalesce(max(sort) + 1, 0) FROM stages WHERE pipeline_id = ?", (pipeline_id,))
+
+
+async def stage_count(tx: Tx, pipeline_id: int) -> int:
+    return await tx.fetchval("SELECT count(*) FROM stages WHERE pipeline_id = ?", (pipeline_id,))
+
+
+async def first_pipeline_id(tx: Tx) -> int | None:
+    """Where new leads land by default: the first pipeline in order."""
+    return await tx.fetchval("SELECT id FROM pipelines ORDER BY sort, id LIMIT 1")

@@ -12,6 +12,7 @@ from typing import AsyncIterator
 
 from auth.visibility import MAX_SLICES, Visibility
 
+from . import plans
 from .db import Database
 
 TABLES = frozenset({"leads", "contacts", "companies", "tasks"})
@@ -32,7 +33,7 @@ def _branches(table: str, vis: Visibility, flt: Filter, before: int | None, n: i
     cursor = " AND {p}id < ?" if before is not None else ""
     sqls, params = [], []
     for s in vis.slices:
-        where, p = vis.slice_where(s)
+        where, p = plans.slice_where(s)
         sqls.append(f"SELECT id FROM (SELECT id FROM {table} WHERE {where} AND {flt.sql()}"
                     f"{cursor.format(p='')} ORDER BY id DESC LIMIT ?)")
         params += [*p, *flt.params, *([before] if before is not None else []), n]
@@ -56,7 +57,7 @@ def page_query(table: str, vis: Visibility, flt: Filter, *, before: int | None, 
     # Too many slices for one UNION: walk the primary key newest first, skipping invisible rows inside
     # SQLite. NOT INDEXED, because left to itself the planner turns the OR into a MULTI-INDEX OR that
     # collects and sorts every visible row.
-    where, params = vis.where()
+    where, params = plans.where(vis)
     cursor = " AND id < ?" if before is not None else ""
     return (f"SELECT * FROM {table} NOT INDEXED WHERE {where} AND {flt.sql()}{cursor} ORDER BY id DESC"
             " LIMIT ? OFFSET ?",
@@ -76,10 +77,10 @@ def count_query(table: str, vis: Visibility, flt: Filter) -> tuple[str, list]:
     if table == "leads" and not flt.terms:
         # Unfiltered lead totals come from the per-cell counters (migration 0004): a sum over a
         # table of stages x users, plus the subscriptions the rules do not already cover.
-        rule, params = vis.rule_where()
+        rule, params = plans.rule_where(vis)
         sql = f"SELECT (SELECT coalesce(sum(n), 0) FROM lead_counts WHERE {rule})"
         if vis.subscriber is not None and not vis.everything:
-            sub_rule, sub_params = vis.rule_where("ls.")
+            sub_rule, sub_params = plans.rule_where(vis, "ls.")
             sql += f" + (SELECT count(*) FROM lead_subscribers ls WHERE ls.user_id = ? AND NOT {sub_rule})"
             params = [*params, vis.subscriber, *sub_params]
         return sql, params
@@ -88,16 +89,16 @@ def count_query(table: str, vis: Visibility, flt: Filter) -> tuple[str, list]:
         where = f" WHERE {flt.sql()}" if flt.terms else ""
         return f"SELECT count(*) FROM {table}{where}", list(flt.params)
     if len(vis.slices) > MAX_SLICES:
-        where, params = vis.where()
+        where, params = plans.where(vis)
         return f"SELECT count(*) FROM {table} WHERE {where} AND {flt.sql()}", [*params, *flt.params]
     # The slices are disjoint, so their counts add up; each is an index range count.
     terms, params = [], []
     for s in vis.slices:
-        where, p = vis.slice_where(s)
+        where, p = plans.slice_where(s)
         terms.append(f"(SELECT count(*) FROM {table} WHERE {where} AND {flt.sql()})")
         params += [*p, *flt.params]
     if vis.subscriber is not None:
-        rule, p = vis.rule_where("l.")
+        rule, p = plans.rule_where(vis, "l.")
         terms.append("(SELECT count(*) FROM lead_subscribers ls JOIN leads l ON l.id = ls.lead_id"
                      f" WHERE ls.user_id = ? AND {flt.sql('l.')} AND NOT {rule})")
         params += [vis.subscriber, *flt.params, *p]

@@ -91,3 +91,12 @@ async def drop_challenge(tx: Tx, challenge_id: int, now: float) -> bool:
     cur = await tx.execute("DELETE FROM login_challenges WHERE id = ?", (challenge_id,))
     await tx.execute("DELETE FROM login_challenges WHERE expires_at < ?", (now,))
     return cur.rowcount == 1
+
+
+async def workspace_exists(db: Database) -> bool:
+    return bool(await db.fetchval("SELECT count(*) FROM workspace"))
+
+
+async def create_workspace(tx: Tx, name: str, now: float) -> None:
+    await tx.execute("INSERT INTO workspace (id, name, settings, created_at) VALUES (1, ?, ?, ?)",
+                     (name, orjson.dumps({}).decode(), now))

@@ -63,3 +63,7 @@ async def delete_user_sessions(tx: Tx, user_id: int, *, keep: int | None = None)
     rows = await tx.fetchall("SELECT id FROM sessions WHERE user_id = ? AND id IS NOT ?", (user_id, keep))
     await tx.execute("DELETE FROM sessions WHERE user_id = ? AND id IS NOT ?", (user_id, keep))
     return [r[0] for r in rows]
+
+
+async def delete_by_token(tx: Tx, token_hash: str) -> None:
+    await tx.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))

@@ -241,3 +241,42 @@ async def existing(db: Database | Tx, user_ids: list[int]) -> set[int]:
 async def activity_of(db: Database | Tx, user_id: int):
     """(is_admin, is_active) of a user, or None."""
     return await db.fetchone("SELECT is_admin, is_active FROM users WHERE id = ?", (user_id,))
+
+
+async def is_active(db: Database | Tx, user_id: int) -> bool | None:
+    """Whether a user is active; None for no such user."""
+    row = await db.fetchone("SELECT is_active FROM users WHERE id = ?", (user_id,))
+    return None if row is None else bool(row[0])
+
+
+async def set_password_hash(tx: Tx, user_id: int, password_hash: str, now: float | None = None) -> None:
+    if now is None:  # a rehash at login is not a change the user made
+        await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+    else:
+        await tx.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                         (password_hash, now, user_id))
+
+
+async def name_taken(tx: Tx, table: str, name: str, except_id: int | None = None) -> bool:
+    """Whether a group or role already has this name (another one than ``except_id``)."""
+    if table not in ("groups", "roles"):
+        raise ValueError(f"{table} has no unique names")
+    return bool(await tx.fetchval(f"SELECT 1 FROM {table} WHERE name = ? AND id != ?", (name, except_id or 0)))
+
+
+async def cards(db: Database | Tx, user_ids: list[int]) -> dict[int, Any]:
+    """Name and avatar of each user, by id."""
+    if not user_ids:
+        return {}
+    rows = await db.fetchall(f"SELECT id, name, avatar FROM users WHERE id IN ({','.join('?' * len(user_ids))})",
+                             user_ids)
+    return {r["id"]: r for r in rows}
+
+
+async def live_sessions(db: Database, session_ids: list[int]) -> set[int]:
+    """Which of these sessions still exist and belong to an active user."""
+    if not session_ids:
+        return set()
+    rows = await db.fetchall(f"SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.is_active = 1"
+                             f" AND s.id IN ({','.join('?' * len(session_ids))})", session_ids)
+    return {r[0] for r in rows}
