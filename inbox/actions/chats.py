@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
+from auth.access import chat_visible
 from auth.policy import Subject
 
 from ..errors import invalid, not_found
-from ..realtime.views import chat_visible
 from ..store import chats as rows
 from ..store import events, outbox
 from ..store import records as record_rows

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from auth.access import email_visible
 from auth.policy import Subject
 
 from ..errors import invalid, not_found
-from ..realtime.views import email_visible
 from ..sealing import Sealer
 from ..store import activity, events
 from ..store import emails as mail_rows

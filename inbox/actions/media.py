@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from auth.access import chat_visible, email_visible
 from auth.policy import Subject
 from media.dimensions import Unmeasurable
 from media.sniff import extension_mismatch, pixels, sniff
 from media.storage import MediaStore
 
 from ..errors import Problem, forbidden, invalid, not_found
-from ..realtime.views import chat_visible, email_visible
 from ..store import chats as chat_rows
 from ..store import media as media_rows
 from ..store.db import Database, Tx

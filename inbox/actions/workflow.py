@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
+from auth.access import chat_visible, email_visible
 from auth.policy import Subject
 
 from ..errors import invalid, not_found
-from ..realtime.views import chat_visible, email_visible
 from ..store import activity, events, workflow
 from ..store import emails as mail_rows
 from ..store import users as user_rows

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from auth.visibility import Visibility, entity_visibility, leads_visibility
+from auth.access import chat_plan
 
 from ..actions import chats
 from ..actions import workflow as workflow_actions
@@ -28,10 +28,8 @@ route = registry.route
 
 async def _visible_where(request: web.Request) -> tuple[str, list]:
     subject = await subject_of(request)
-    if subject.is_admin:
-        return plans.conversations_where(True, Visibility(()), Visibility(()))
-    return plans.conversations_where(False, leads_visibility(subject, await catalog.stage_catalogue(request.app[DB])),
-                                     entity_visibility(subject, "contacts"))
+    catalogue = {} if subject.is_admin else await catalog.stage_catalogue(request.app[DB])
+    return plans.conversations_where(chat_plan(subject, catalogue))
 
 
 async def _conversation_json(request: web.Request, rows_) -> list[dict]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from auth.access import email_visible
+
 from ..actions import inboxes, records
 from ..actions import workflow as workflow_actions
 from ..actions.ingest import do_resume, do_rotate_secret
@@ -11,7 +13,6 @@ from ..actions.render import email_json
 from ..keys import CONFIG, DB, OUTBOUND, SEALER
 from ..outbound import addresses
 from ..outbound import email as outbound_email
-from ..realtime.views import email_visible
 from ..store import emails as mail_rows
 from ..store import inboxes as inbox_rows
 from ..store import outbox, workflow

@@ -126,7 +126,7 @@ class Reach:
             self._users(out, (data["user_id"],))
         elif kind.startswith("task."):
             # Rule 10 joins the task's owner, the task level and the attached record's own rule; task
-            # events are few, so every connection is asked (views.task_visible decides).
+            # events are few, so every connection is asked (auth.access.task_visible decides).
             return set(self.everyone)
         else:
             return set(self.everyone)

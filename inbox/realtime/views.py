@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from auth.access import cell_visible, chat_visible, email_visible, lead_visible, task_visible
 from auth.policy import Subject
 
 from ..actions import render
@@ -25,56 +26,14 @@ Defs = Mapping[str, Mapping[int, Any]]
 View = tuple[tuple, Callable[[], dict[str, Any]]]
 
 
-def _cell_visible(subject: Subject, cell: Mapping[str, Any] | None, subscribers) -> bool:
-    if not cell:
-        return False
-    return subject.can_lead("view", cell["pipeline_id"], cell["stage_id"], cell["responsible_user_id"],
-                            subscribed=subject.user_id in subscribers)
-
-
-def lead_visible(subject: Subject, data: Mapping[str, Any]) -> bool:
-    return _cell_visible(subject, data["lead"], data.get("subscribers", ()))
-
-
 def lost_lead(subject: Subject, event: Event) -> int | None:
     """The lead this event took out of the reader's sight, if any (for ``access_revoked``)."""
     data = event.data
     if event.type in ("lead.updated", "subscription.changed") and data.get("before"):
         subs_before = data.get("subscribers_before", data.get("subscribers", ()))
-        if _cell_visible(subject, data["before"], subs_before) and not lead_visible(subject, data):
+        if cell_visible(subject, data["before"], subs_before) and not lead_visible(subject, data):
             return data["lead"]["id"]
     return None
-
-
-def chat_visible(subject: Subject, data: Mapping[str, Any]) -> bool:
-    """Rule 5 and 6: admin, a real view right on the lead, a subscription to it, or the contact."""
-    if subject.is_admin:
-        return True
-    lead = data.get("lead")
-    if lead and (subject.user_id in data.get("subscribers", ())
-                 or subject.lead_view_right(lead["pipeline_id"], lead["stage_id"], lead["responsible_user_id"])):
-        return True
-    return subject.can_entity("contacts", "view", data["contact"]["responsible_user_id"])
-
-
-def task_visible(subject: Subject, card: Mapping[str, Any] | None) -> bool:
-    """Rule 10, from a task event's card: own tasks, tasks the task edit level covers, tasks on a
-    record the reader can view (a lead also through a subscription, as in REST)."""
-    if not card:
-        return False
-    task, attached = card["task"], card["attached"]
-    if attached is None:
-        seen = False
-    elif task["entity_type"] == "leads":
-        seen = _cell_visible(subject, attached, card["subscribers"])
-    else:
-        seen = subject.can_entity(task["entity_type"], "view", attached["responsible_user_id"])
-    return subject.task_visible(task["responsible_user_id"], attached_viewable=seen)
-
-
-def email_visible(subject: Subject, members) -> bool:
-    """Rule 8: admins, and users with mail_access who are members of the email's inbox."""
-    return subject.is_admin or (subject.rights.mail_access and subject.user_id in members)
 
 
 def attachment_json(subject: Subject, attachment: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from auth.access import ChatPlan
 from auth.visibility import Slice, TasksPlan, Visibility
 
 ENTITY_TABLES = ("leads", "contacts", "companies")
@@ -68,12 +69,12 @@ def tasks_where(plan: TasksPlan, prefix: str = "") -> tuple[str, list[Any]]:
     return "(" + " OR ".join(terms) + ")", params
 
 
-def conversations_where(is_admin: bool, leads: Visibility, contacts: Visibility) -> tuple[str, list[Any]]:
-    """Rules 5 and 6 on conversations: a lead the user may view (or is subscribed to), or a contact
-    they may view. ``auth/visibility`` and ``realtime/views.chat_visible`` state the same rule."""
-    if is_admin:
+def conversations_where(plan: ChatPlan) -> tuple[str, list[Any]]:
+    """``auth.access.chat_plan`` on conversations: its lead in the leads plan, or its contact in the
+    contacts plan (the rule ``auth.access.chat_visible`` states for one conversation)."""
+    if plan.everything:
         return "1", []
-    lead_sql, lead_params = where(leads)
-    contact_sql, contact_params = where(contacts) if not contacts.nothing else ("0", [])
+    lead_sql, lead_params = where(plan.leads)
+    contact_sql, contact_params = where(plan.contacts) if not plan.contacts.nothing else ("0", [])
     return (f"(lead_id IN (SELECT id FROM leads WHERE {lead_sql}) OR contact_id IN"
             f" (SELECT id FROM contacts WHERE {contact_sql}))", [*lead_params, *contact_params])

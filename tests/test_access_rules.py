@@ -1,0 +1,84 @@
+"""Each access rule is written once, in ``auth/access.py``, as a predicate (the websocket filter and
+single-record checks) and as a plan (list queries, rendered in SQL by ``inbox/store/plans.py``). On
+random workspaces the two agree: ``GET /chats`` lists, for every user, exactly the conversations
+``chat_visible`` admits (rules 5 and 6: a view right on the lead, a subscription to it, or a view
+right on the contact)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from conftest import FAST_HASHING
+
+from auth.access import chat_visible
+from inbox.actions.access import load_subject
+from inbox.actions.chats import chat_facts
+from inbox.store import chats as chat_rows
+
+LEVELS = ["D", "M", "G", "A"]
+
+
+@pytest.fixture
+def config_overrides() -> dict:
+    return FAST_HASHING
+
+
+async def _workspace(api, admin, rng: random.Random) -> tuple[list, list[int]]:
+    async def ok(method, path, body):
+        r = await api.call(method, path, json_body=body, who=admin)
+        assert r.status in (200, 201), (path, r.status, r.body)
+        return r.body
+
+    pipelines = [await ok("POST", "/api/v1/pipelines", {"name": f"P{i}", "stages": ["A", "B"]}) for i in range(2)]
+    stage_ids = [(p["id"], s["id"]) for p in pipelines for s in p["stages"]]
+    users = []
+    for i in range(6):
+        rights = {"leads": {"view": rng.choice(LEVELS)}, "contacts": {"view": rng.choice(LEVELS)}}
+        if rng.random() < 0.5:  # some stage rights that differ from the pipeline-wide level
+            pipeline_id, stage_id = rng.choice(stage_ids)
+            rights["stage_rights"] = [{"pipeline_id": pipeline_id, "stage_id": stage_id,
+                                       "view": rng.choice(LEVELS)}]
+        users.append(await api.add_user(admin, f"U{i}", rights=rights))
+    groups = [users[:3], users[3:]]
+    for i, members in enumerate(groups):
+        await ok("POST", "/api/v1/groups", {"name": f"G{i}", "user_ids": [u.user_id for u in members]})
+    owners = [admin.user_id, *(u.user_id for u in users)]
+    contacts = [(await ok("POST", "/api/v1/contacts", {"name": f"C{i}", "responsible_user_id": rng.choice(owners)}))
+                ["id"] for i in range(12)]
+    leads = []
+    for i in range(16):
+        pipeline_id, stage_id = rng.choice(stage_ids)
+        lead = await ok("POST", "/api/v1/leads", {"name": f"L{i}", "pipeline_id": pipeline_id, "stage_id": stage_id,
+                                                  "responsible_user_id": rng.choice(owners),
+                                                  "contact_ids": [rng.choice(contacts)]})
+        leads.append(lead["id"])
+        for user in rng.sample(users, rng.choice([0, 0, 1, 2])):
+            await ok("POST", f"/api/v1/leads/{lead['id']}/subscribers", {"user_id": user.user_id})
+    for _ in range(30):
+        lead = rng.choice([None, *leads])
+        contact = rng.choice(contacts)
+        if lead is not None:
+            card = (await api.get(f"/api/v1/leads/{lead}", who=admin)).body
+            contact = card["contacts"][0]["id"]
+        await ok("POST", "/api/v1/chats", {"contact_id": contact, **({"lead_id": lead} if lead else {})})
+    return users, owners
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_the_chat_list_query_and_the_chat_predicate_agree(api, admin, seed):
+    rng = random.Random(seed)
+    users, _ = await _workspace(api, admin, rng)
+    conversations = await chat_rows.list_conversations(api.db, ("1", []), before=None, limit=1000)
+    facts = {c["id"]: await chat_facts(api.db, c) for c in conversations}
+    seen_some = seen_none = False
+    for user in users:
+        subject = await load_subject(api.db, user.user_id, is_admin=False)
+        expected = {cid for cid, f in facts.items() if chat_visible(subject, f)}
+        r = await api.get("/api/v1/chats", who=user, params={"limit": "250"})
+        assert r.status == 200
+        assert {c["id"] for c in r.body["items"]} == expected, f"user {user.name} (seed {seed})"
+        seen_some |= bool(expected)
+        seen_none |= len(expected) < len(facts)
+    assert seen_some and seen_none, "the workspace should let some users see some chats and hide others"
