@@ -54,6 +54,7 @@ BENCHES = [
     Bench("leads_list", 200, what="lead lists over 1,000,000 leads vs admin"),
     Bench("realtime_fanout", 300, what="1,000 websockets vs raw aiohttp broadcast"),
     Bench("webhooks", 130, what="signed durable webhooks vs no-op aiohttp POST"),
+    Bench("outbound", 150, what="outbound replies to a local provider; reply p99 with a dead provider"),
 ]
 
 

@@ -27,6 +27,9 @@ EXPECTED = {
                         "publish-to-receive p99 at", "publish-to-receive p99 at",
                         "memory per idle authenticated websocket"],
     "webhooks": ["signed chat webhooks committed durably/s"],
+    "outbound": ["outbound replies delivered/s to a local provider", "server CPU per outbound reply delivered",
+                 "reply p99 on a live channel with a dead provider on another",
+                 "live channel's 201-to-delivery p99 with a dead provider on another"],
 }
 
 _runs: dict[str, tuple[subprocess.CompletedProcess, dict | None, Path]] = {}

@@ -160,7 +160,7 @@ async def do_status(db: Database, channel_id: int, *, message_id: int | None, pr
         if not moves(message["status"], status):
             return message, False
         # The provider has the message, whatever it says next: nothing more to send.
-        await outbox.remove_item(tx, "chat", message["id"])
+        await outbox.remove_item(tx, "chat", message["id"], now)
         error = (reason or "the provider reported a failure") if status == "failed" else message["last_error"]
         updated = await rows.set_delivery(tx, message["id"], status=status, attempted=False, code=None, error=error)
         await emit_status(tx, updated, now)

@@ -59,7 +59,7 @@ async def record(db: Database, config: Config, kind: Kind, outbox_id: int, resul
             return
         item = await kind.get(tx, row["item_id"])
         if item is None or result is None:
-            await outbox.remove(tx, outbox_id)
+            await outbox.remove(tx, outbox_id, now)
             return
         outcome = outcome_of(result)
         status, error = item["status"], result.error
@@ -72,7 +72,7 @@ async def record(db: Database, config: Config, kind: Kind, outbox_id: int, resul
             else:
                 await outbox.reschedule(tx, outbox_id, due)
         if outcome != "retry":
-            await outbox.remove(tx, outbox_id)
+            await outbox.remove(tx, outbox_id, now)
         if outcome == "sent":
             status = "sent" if RANK[status] < RANK["sent"] else status
             await outbox.succeeded(tx, kind.name, row["target_id"])

@@ -46,6 +46,9 @@ class Outbound:
         self._lanes: set[tuple[str, int]] = set()
         self._targets: Counter[tuple[str, int]] = Counter()
         self._cooling: dict[int, float] = {}
+        # Rows whose attempt ended since the current scan began: the scan's answer may predate the
+        # outcome (a sent row still listed), and must not start them again.
+        self._ended: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
         self._runner: asyncio.Task | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -100,10 +103,13 @@ class Outbound:
         now = self.config.clock()
         mono = time.monotonic()
         self._cooling = {k: v for k, v in self._cooling.items() if v > mono}
-        for row in await outbox.due(self.db, now, BATCH):
+        self._ended.clear()
+        limit = self.config.outbound_concurrency
+        busy = [f"{kind}:{target}" for (kind, target), n in self._targets.items() if n >= limit]
+        for row in await outbox.due(self.db, now, BATCH, per_target=limit, busy=busy):
             lane, target = (row["kind"], row["lane"]), (row["kind"], row["target_id"])
-            if row["id"] in self._rows or row["id"] in self._cooling or lane in self._lanes \
-                    or self._targets[target] >= self.config.outbound_concurrency:
+            if row["id"] in self._rows or row["id"] in self._ended or row["id"] in self._cooling \
+                    or lane in self._lanes or self._targets[target] >= limit:
                 continue  # each of these wakes the worker when it changes
             self._rows.add(row["id"])
             self._lanes.add(lane)
@@ -134,6 +140,7 @@ class Outbound:
             log.exception("outbound attempt failed to run", extra={"kind": row["kind"], "item_id": row["item_id"]})
             self._cooling[row["id"]] = time.monotonic() + COOLDOWN_SECONDS
         finally:
+            self._ended.add(row["id"])
             self._rows.discard(row["id"])
             self._lanes.discard((row["kind"], row["lane"]))
             self._targets[(row["kind"], row["target_id"])] -= 1

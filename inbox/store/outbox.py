@@ -2,40 +2,58 @@
 
 A row is written in the same transaction as the message it sends, and removed in the transaction
 that records the message sent or failed for good; so after a crash every row still here is retried
-(at least once), and an item never leaves twice except as a retry carrying the same webhook id.
+(at least once), and an item never leaves twice except as a retry carrying the same webhook id (an
+attempt cut short by the crash). The worker (``inbox/outbound/worker.py``) keeps what is in flight
+in memory and never starts a row whose attempt ended after it began reading.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from .db import Database, Tx
 
 OUTBOX = "outbox"  # the name the delivery worker is nudged by (``Tx.nudge``) when rows are added
 
+# A row's due time, or where it waits without being due, so that what the worker scans is only what
+# it could start: the head of each lane (a later reply in a conversation waits BEHIND the one being
+# sent, and is promoted when that one leaves), and not a paused target's rows (HELD until resumed).
+HELD = 1e17
+BEHIND = 2e17
+
 
 async def enqueue(tx: Tx, *, kind: str, target_id: int, item_id: int, lane: int, webhook_id: str,
                   now: float) -> int:
-    row_id = await tx.insert("INSERT INTO outbox (kind, target_id, item_id, lane, webhook_id, queued_at, due_at)"
-                             " VALUES (?,?,?,?,?,?,?)", (kind, target_id, item_id, lane, webhook_id, now, now))
+    """Queue an item: due now when it heads its lane, else behind the lane's earlier items (held
+    while its target is paused)."""
+    row_id = await tx.insert(
+        "INSERT INTO outbox (kind, target_id, item_id, lane, webhook_id, queued_at, due_at) VALUES (?1,?2,?3,?4,?5,?6,"
+        " CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE kind = ?1 AND lane = ?4) THEN ?7 WHEN EXISTS (SELECT 1 FROM"
+        " outbound_targets WHERE kind = ?1 AND target_id = ?2 AND paused_at IS NOT NULL) THEN ?8 ELSE ?6 END)",
+        (kind, target_id, item_id, lane, webhook_id, now, BEHIND, HELD))
     tx.nudge(OUTBOX)
     return row_id
 
 
-async def due(db: Database, now: float, limit: int) -> list:
-    """Rows whose time has come, on targets that are not paused, each the oldest of its lane: a
-    conversation's replies leave in the order they were written, a later one waiting while an
-    earlier one is retried."""
+async def due(db: Database, now: float, limit: int, *, per_target: int, busy: list[str]) -> list:
+    """Rows whose time has come, on targets that are not paused and not ``busy`` (``kind:id`` of
+    targets whose attempts in flight are at their limit), each the oldest of its lane, and at most
+    ``per_target`` of each target: however many conversations one dead channel has waiting, every
+    other target's rows are in the answer."""
     return await db.fetchall(
-        "SELECT o.* FROM outbox o WHERE o.due_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.kind = o.kind"
+        "SELECT * FROM (SELECT o.*, row_number() OVER (PARTITION BY o.kind, o.target_id ORDER BY o.due_at, o.id)"
+        " AS place FROM outbox o WHERE o.due_at <= ?1 AND (o.kind || ':' || o.target_id) NOT IN"
+        " (SELECT value FROM json_each(?2)) AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.kind = o.kind"
         " AND p.lane = o.lane AND p.id < o.id) AND NOT EXISTS (SELECT 1 FROM outbound_targets t WHERE"
-        " t.kind = o.kind AND t.target_id = o.target_id AND t.paused_at IS NOT NULL) ORDER BY o.due_at, o.id LIMIT ?",
-        (now, limit))
+        " t.kind = o.kind AND t.target_id = o.target_id AND t.paused_at IS NOT NULL))"
+        " WHERE place <= ?3 ORDER BY due_at, id LIMIT ?4", (now, orjson.dumps(busy).decode(), per_target, limit))
 
 
 async def next_due(db: Database, now: float) -> float | None:
-    """When the next row not yet due falls due (paused targets' rows included: resuming nudges)."""
-    return await db.fetchval("SELECT min(due_at) FROM outbox WHERE due_at > ?", (now,))
+    """When the next row not yet due falls due (rows behind others or held by a pause are not)."""
+    return await db.fetchval("SELECT min(due_at) FROM outbox WHERE due_at > ? AND due_at < ?", (now, HELD))
 
 
 async def get(tx: Tx, row_id: int):
@@ -46,12 +64,26 @@ async def reschedule(tx: Tx, row_id: int, due_at: float) -> None:
     await tx.execute("UPDATE outbox SET due_at = ?, attempts = attempts + 1 WHERE id = ?", (due_at, row_id))
 
 
-async def remove(tx: Tx, row_id: int) -> None:
-    await tx.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+async def remove(tx: Tx, row_id: int, now: float) -> None:
+    """Take a row out, and make the next one of its lane due (now, or held if its target is paused)."""
+    row = await tx.fetchone("DELETE FROM outbox WHERE id = ? RETURNING kind, lane, target_id", (row_id,))
+    if row is not None:
+        await _promote(tx, row["kind"], row["lane"], row["target_id"], now)
 
 
-async def remove_item(tx: Tx, kind: str, item_id: int) -> None:
-    await tx.execute("DELETE FROM outbox WHERE kind = ? AND item_id = ?", (kind, item_id))
+async def remove_item(tx: Tx, kind: str, item_id: int, now: float) -> None:
+    row = await tx.fetchone("SELECT id FROM outbox WHERE kind = ? AND item_id = ?", (kind, item_id))
+    if row is not None:
+        await remove(tx, row["id"], now)
+
+
+async def _promote(tx: Tx, kind: str, lane: int, target_id: int, now: float) -> None:
+    cur = await tx.execute(
+        "UPDATE outbox SET due_at = CASE WHEN EXISTS (SELECT 1 FROM outbound_targets WHERE kind = ?1 AND"
+        " target_id = ?3 AND paused_at IS NOT NULL) THEN ?4 ELSE ?5 END WHERE id = (SELECT min(id) FROM outbox"
+        " WHERE kind = ?1 AND lane = ?2) AND due_at >= ?6", (kind, lane, target_id, HELD, now, BEHIND))
+    if cur.rowcount:
+        tx.nudge(OUTBOX)
 
 
 async def pending_for(db: Database | Tx, kind: str, item_id: int) -> bool:
@@ -86,17 +118,21 @@ async def failed(tx: Tx, kind: str, target_id: int, error: str) -> int:
 
 
 async def pause(tx: Tx, kind: str, target_id: int, now: float) -> bool:
-    """Pause a target; False when it already was."""
+    """Pause a target, holding its rows; False when it already was paused."""
     cur = await tx.execute("UPDATE outbound_targets SET paused_at = ? WHERE kind = ? AND target_id = ? AND"
                            " paused_at IS NULL", (now, kind, target_id))
-    return cur.rowcount == 1
+    if cur.rowcount != 1:
+        return False
+    await tx.execute("UPDATE outbox SET due_at = ? WHERE kind = ? AND target_id = ? AND due_at < ?",
+                     (HELD, kind, target_id, HELD))
+    return True
 
 
 async def resume(tx: Tx, kind: str, target_id: int, now: float) -> bool:
     """Unpause a target and make its waiting rows due now; False when it was not paused."""
     cur = await tx.execute("UPDATE outbound_targets SET paused_at = NULL, failures = 0 WHERE kind = ? AND"
                            " target_id = ? AND paused_at IS NOT NULL", (kind, target_id))
-    await tx.execute("UPDATE outbox SET due_at = ? WHERE kind = ? AND target_id = ? AND due_at > ?",
-                     (now, kind, target_id, now))
+    await tx.execute("UPDATE outbox SET due_at = ? WHERE kind = ? AND target_id = ? AND due_at > ? AND due_at < ?",
+                     (now, kind, target_id, now, BEHIND))
     tx.nudge(OUTBOX)
     return cur.rowcount == 1
