@@ -33,22 +33,24 @@ async def enqueue(tx: Tx, *, kind: str, target_id: int, item_id: int, lane: int,
         " CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE kind = ?1 AND lane = ?4) THEN ?7 WHEN EXISTS (SELECT 1 FROM"
         " outbound_targets WHERE kind = ?1 AND target_id = ?2 AND paused_at IS NOT NULL) THEN ?8 ELSE ?6 END)",
         (kind, target_id, item_id, lane, webhook_id, now, BEHIND, HELD))
+    await tx.execute("INSERT INTO outbound_targets (kind, target_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                     (kind, target_id))
     tx.nudge(OUTBOX)
     return row_id
 
 
 async def due(db: Database, now: float, limit: int, *, per_target: int, busy: list[str]) -> list:
-    """Rows whose time has come, on targets that are not paused and not ``busy`` (``kind:id`` of
-    targets whose attempts in flight are at their limit), each the oldest of its lane, and at most
-    ``per_target`` of each target: however many conversations one dead channel has waiting, every
-    other target's rows are in the answer."""
+    """Rows whose time has come, at most ``per_target`` of each target that is neither paused nor
+    ``busy`` (``kind:id`` of targets whose attempts in flight are at their limit), each the oldest of
+    its lane. Read target by target (the registry in ``outbound_targets``, then an index range each),
+    so however many conversations a dead channel has waiting, leaving it out costs nothing and
+    every other target's rows are in the answer."""
     return await db.fetchall(
-        "SELECT * FROM (SELECT o.*, row_number() OVER (PARTITION BY o.kind, o.target_id ORDER BY o.due_at, o.id)"
-        " AS place FROM outbox o WHERE o.due_at <= ?1 AND (o.kind || ':' || o.target_id) NOT IN"
-        " (SELECT value FROM json_each(?2)) AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.kind = o.kind"
-        " AND p.lane = o.lane AND p.id < o.id) AND NOT EXISTS (SELECT 1 FROM outbound_targets t WHERE"
-        " t.kind = o.kind AND t.target_id = o.target_id AND t.paused_at IS NOT NULL))"
-        " WHERE place <= ?3 ORDER BY due_at, id LIMIT ?4", (now, orjson.dumps(busy).decode(), per_target, limit))
+        "SELECT o.* FROM outbound_targets t JOIN outbox o ON o.id IN (SELECT p.id FROM outbox p WHERE"
+        " p.kind = t.kind AND p.target_id = t.target_id AND p.due_at <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox q"
+        " WHERE q.kind = p.kind AND q.lane = p.lane AND q.id < p.id) ORDER BY p.due_at, p.id LIMIT ?3)"
+        " WHERE t.paused_at IS NULL AND (t.kind || ':' || t.target_id) NOT IN (SELECT value FROM json_each(?2))"
+        " ORDER BY o.due_at, o.id LIMIT ?4", (now, orjson.dumps(busy).decode(), per_target, limit))
 
 
 async def next_due(db: Database, now: float) -> float | None:
