@@ -322,6 +322,20 @@ async def test_attachments_go_as_signed_expiring_links_the_provider_can_fetch(ap
     assert (await api.get(other_channel)).status == 403
 
 
+async def _a_live_channel_delivers(api, admin) -> None:
+    """A second channel, with a provider that answers, gets its reply out (while another hangs)."""
+    healthy = await Provider().start()
+    try:
+        channel, secret = await make_channel(api, admin)
+        healthy.secret = secret
+        await api.patch(f"/api/v1/channels/{channel['id']}", {"outbound_url": healthy.url}, who=admin)
+        r = await deliver(api, channel["id"], secret, message("live-1", handle="+15557777"))
+        fast = await reply(api, admin, r.body["conversation_id"], "live")
+        await settled(api, admin, r.body["conversation_id"], fast.body["id"], "sent", timeout=30)
+    finally:
+        await healthy.stop()
+
+
 @pytest.mark.parametrize("config_overrides", [{
     **FAST_HASHING, "outbound_allow_private": True, "outbound_timeout_seconds": 60.0, "outbound_concurrency": 2}])
 async def test_a_hanging_provider_holds_only_its_own_channel(api, admin, provider):
@@ -333,16 +347,7 @@ async def test_a_hanging_provider_holds_only_its_own_channel(api, admin, provide
         conversations.append(r.body["conversation_id"])
     stuck = [(c, (await reply(api, admin, c, "slow")).body["id"]) for c in conversations]
     await provider.wait_for(2)
-    healthy = await Provider().start()
-    try:
-        channel, secret = await make_channel(api, admin)
-        healthy.secret = secret
-        await api.patch(f"/api/v1/channels/{channel['id']}", {"outbound_url": healthy.url}, who=admin)
-        r = await deliver(api, channel["id"], secret, message("in-x", handle="+15559999"))
-        fast = await reply(api, admin, r.body["conversation_id"], "fast")
-        await settled(api, admin, r.body["conversation_id"], fast.body["id"], "sent")
-    finally:
-        await healthy.stop()
+    await _a_live_channel_delivers(api, admin)
     # Sent while every slow attempt still hangs, and only two of them were ever started.
     for conversation, mid in stuck:
         assert (await message_now(api, admin, conversation, mid))["attempts"] == 0
@@ -422,14 +427,5 @@ async def test_a_dead_channel_with_a_long_queue_does_not_starve_the_others(api, 
     many = await _conversations(api, dead["channel"], dead["secret"], 520, "8")
     await _reply_all(api, admin, many, "waiting")
     await provider.wait_for(2)
-    healthy = await Provider().start()
-    try:
-        channel, secret = await make_channel(api, admin)
-        healthy.secret = secret
-        await api.patch(f"/api/v1/channels/{channel['id']}", {"outbound_url": healthy.url}, who=admin)
-        r = await deliver(api, channel["id"], secret, message("live-1", handle="+15557777"))
-        fast = await reply(api, admin, r.body["conversation_id"], "live")
-        await settled(api, admin, r.body["conversation_id"], fast.body["id"], "sent", timeout=30)
-    finally:
-        await healthy.stop()
+    await _a_live_channel_delivers(api, admin)
     assert len(provider.received) == 2  # the dead channel still holds only its two slots

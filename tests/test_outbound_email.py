@@ -13,17 +13,12 @@ from email import policy
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import FAST_HASHING, Clock
+from conftest import FAST_HASHING
 from test_cli import free_port
 from test_email import mail, post_mail, world
 from test_ingest import png
-from test_outbound_chat import RealClock
+from test_outbound_chat import clock  # noqa: F401  (the server's clock follows real time here)
 from test_realtime import close_clients, connect  # noqa: F401  (the fixture closes the test's sockets)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return RealClock()
 
 
 @pytest.fixture
