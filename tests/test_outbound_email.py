@@ -92,7 +92,7 @@ async def test_a_reply_threads_in_mail_clients_and_the_answer_threads_back(api, 
     image = png(4, 4)
     upload = await api.call("POST", "/api/v1/media", who=member, params={"name": "plan ü.png"}, data=image)
     r = await api.post(f"/api/v1/inboxes/{inbox['id']}/threads/{thread}/reply",
-                       {"text": "Ten chairs: 900 EUR.", "html": "<p>Ten chairs: <b>900 EUR</b>.</p>",
+                       {"text": "Ten chairs: 900 € (München).", "html": "<p>Ten chairs: <b>900 EUR</b>.</p>",
                         "cc": ["boss@buyer.io"], "media_ids": [upload.body["id"]]}, who=member)
     assert r.status == 201, r.body
     sent = r.body
@@ -110,7 +110,7 @@ async def test_a_reply_threads_in_mail_clients_and_the_answer_threads_back(api, 
     assert msg["Message-ID"] == sent["message_id"]
     assert msg["In-Reply-To"] == "<q2@buyer.io>"
     assert msg["References"].split() == ["<q1@buyer.io>", "<q2@buyer.io>"]
-    assert msg.get_body(("plain",)).get_content().strip() == "Ten chairs: 900 EUR."
+    assert msg.get_body(("plain",)).get_content().strip() == "Ten chairs: 900 € (München)."
     assert "<b>900 EUR</b>" in msg.get_body(("html",)).get_content()
     [attachment] = list(msg.iter_attachments())
     assert attachment.get_filename() == "plan ü.png" and attachment.get_content() == image

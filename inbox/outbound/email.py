@@ -65,22 +65,26 @@ async def attempt(db: Database, config: Config, sealer: Sealer, files: MediaStor
                              " then retry", final=True)
     email = emails.decode(row)
     stored = await chat_rows.media_rows(db, [a["media_id"] for a in email["attachments"]])
-    try:
-        attached = [(a["name"], a["type"], await asyncio.to_thread(files.path(stored[a["media_id"]]["sha256"]).read_bytes))
-                    for a in email["attachments"]]
-        message = compose(from_address=row["inbox_address"], from_name=email["from_name"],
-                          to=[("", address) for address in email["to_addrs"]], cc=email["cc_addrs"],
-                          subject=email["subject"], message_id=email["message_id"], in_reply_to=email["in_reply_to"],
-                          refs=email["refs"], text=email["text"], html=email["html"], sent_at=email["sent_at"],
-                          files=attached)
+    try:  # reading files and base64-encoding 25 MB are work for a thread, not the event loop
+        raw = await asyncio.to_thread(_raw, email, row["inbox_address"], stored, files)
     except (KeyError, OSError, ValueError) as exc:  # a file gone from disk, an address the library refuses
         return Attempt(None, f"the email cannot be composed: {exc}", final=True)
     password = sealer.open_cached(row["smtp_password_sealed"]) if row["smtp_password_sealed"] else None
     verdict, code, error = await smtp.send(
-        message, [*email["to_addrs"], *email["cc_addrs"]], host=row["smtp_host"], port=row["smtp_port"],
-        security=row["smtp_security"], username=row["smtp_username"], password=password,
+        raw, row["inbox_address"], [*email["to_addrs"], *email["cc_addrs"]], host=row["smtp_host"],
+        port=row["smtp_port"], security=row["smtp_security"], username=row["smtp_username"], password=password,
         allow_private=config.outbound_allow_private, timeout=config.outbound_timeout_seconds)
     return Attempt(code, error, verdict=verdict)
+
+
+def _raw(email: dict[str, Any], address: str, stored: dict[int, Any], files: MediaStore) -> bytes:
+    """The message as it goes on the wire (CRLF line ends), built the same on every attempt."""
+    attached = [(a["name"], a["type"], files.path(stored[a["media_id"]]["sha256"]).read_bytes())
+                for a in email["attachments"]]
+    return bytes(compose(from_address=address, from_name=email["from_name"],
+                         to=[("", to) for to in email["to_addrs"]], cc=email["cc_addrs"], subject=email["subject"],
+                         message_id=email["message_id"], in_reply_to=email["in_reply_to"], refs=email["refs"],
+                         text=email["text"], html=email["html"], sent_at=email["sent_at"], files=attached))
 
 
 async def emit_status(tx: Tx, email: dict[str, Any], now: float) -> None:

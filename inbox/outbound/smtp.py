@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from email.message import EmailMessage
 
 import aiosmtplib
 
@@ -37,10 +36,11 @@ async def _connect(host: str, port: int, *, allow_private: bool, timeout: float)
     return sock
 
 
-async def send(message: EmailMessage, recipients: list[str], *, host: str, port: int, security: str,
+async def send(message: bytes, sender: str, recipients: list[str], *, host: str, port: int, security: str,
                username: str | None, password: str | None, allow_private: bool,
                timeout: float) -> tuple[Verdict, int | None, str | None]:
-    """(verdict, SMTP code, error in words)."""
+    """Send a composed message (its bytes) from ``sender`` to ``recipients``: (verdict, SMTP code,
+    error in words)."""
     try:
         sock = await _connect(host, port, allow_private=allow_private, timeout=timeout)
     except PrivateAddress as exc:
@@ -58,7 +58,7 @@ async def send(message: EmailMessage, recipients: list[str], *, host: str, port:
                              timeout=timeout)
     try:
         await client.connect()
-        await client.send_message(message, recipients=recipients)
+        await client.sendmail(sender, recipients, message)
         try:
             await client.quit()
         except aiosmtplib.SMTPException:
