@@ -35,7 +35,8 @@ async def _workspace(api, admin, rng: random.Random) -> tuple[list, list[int]]:
     stage_ids = [(p["id"], s["id"]) for p in pipelines for s in p["stages"]]
     users = []
     for i in range(6):
-        rights = {"leads": {"view": rng.choice(LEVELS)}, "contacts": {"view": rng.choice(LEVELS)}}
+        rights = {"leads": {"view": rng.choice(LEVELS)}, "contacts": {"view": rng.choice(LEVELS)},
+                  "tasks": {"edit": rng.choice(LEVELS)}}
         if rng.random() < 0.5:  # some stage rights that differ from the pipeline-wide level
             pipeline_id, stage_id = rng.choice(stage_ids)
             rights["stage_rights"] = [{"pipeline_id": pipeline_id, "stage_id": stage_id,
@@ -82,3 +83,37 @@ async def test_the_chat_list_query_and_the_chat_predicate_agree(api, admin, seed
         seen_some |= bool(expected)
         seen_none |= len(expected) < len(facts)
     assert seen_some and seen_none, "the workspace should let some users see some chats and hide others"
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_the_task_list_query_and_the_task_predicate_agree(api, admin, seed):
+    """Rule 10, likewise: ``GET /tasks`` (``auth.visibility.tasks_plan`` in SQL) lists exactly the
+    tasks ``auth.access.task_visible`` admits from the facts a task event carries."""
+    from auth.access import task_visible
+    from inbox.actions.records import task_card
+    from inbox.store import records as record_rows
+
+    rng = random.Random(seed)
+    users, owners = await _workspace(api, admin, rng)
+    targets = [("leads", i) for i in (await api.get("/api/v1/leads", who=admin, params={"limit": "100"})).body
+               ["items"]] + [("contacts", c) for c in (await api.get("/api/v1/contacts", who=admin)).body["items"]]
+    task_ids = []
+    for i in range(30):
+        body = {"text": f"T{i}", "responsible_user_id": rng.choice(owners)}
+        if rng.random() < 0.7:
+            entity, record = rng.choice(targets)
+            body.update(entity_type=entity, entity_id=record["id"])
+        r = await api.post("/api/v1/tasks", body, who=admin)
+        assert r.status == 201, r.body
+        task_ids.append(r.body["id"])
+    cards = {tid: await task_card(api.db, await record_rows.get(api.db, "tasks", tid)) for tid in task_ids}
+    seen_some = seen_none = False
+    for user in users:
+        subject = await load_subject(api.db, user.user_id, is_admin=False)
+        expected = {tid for tid, card in cards.items() if task_visible(subject, card)}
+        r = await api.get("/api/v1/tasks", who=user, params={"limit": "250"})
+        assert r.status == 200, r.body
+        assert {t["id"] for t in r.body["items"]} == expected, f"user {user.name} (seed {seed})"
+        seen_some |= bool(expected)
+        seen_none |= len(expected) < len(cards)
+    assert seen_some and seen_none

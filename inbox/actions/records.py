@@ -402,7 +402,7 @@ async def _check_task_target(tx: Tx, subject: Subject, entity_type: str | None, 
         raise _bad("entity_id", f"no {SINGULAR[entity_type]} visible to you with id {entity_id}")
 
 
-async def _task_card(tx: Tx, task: dict[str, Any]) -> dict[str, Any]:
+async def task_card(tx: Database | Tx, task: dict[str, Any]) -> dict[str, Any]:
     """What a task event carries: the task and the facts that decide who sees it (rule 10): the
     attached record's owner and, for a lead, its place and subscribers. Readers are decided from this
     alone (realtime/views), so the hub needs no read per reader."""
@@ -422,7 +422,7 @@ async def emit_task(tx: Tx, actor: Actor, type_: str, task: dict[str, Any], *,
                     before: dict[str, Any] | None = None, changed: list[str] | None = None) -> None:
     """A task event with ``task`` as it is now (as it was, for ``task.deleted``); ``before`` is the
     card before an update, so a reader who loses sight of the task learns it."""
-    await events.emit(tx, type_, {**await _task_card(tx, task), "before": before, "changed": changed or [],
+    await events.emit(tx, type_, {**await task_card(tx, task), "before": before, "changed": changed or [],
                                   "actor_id": actor.user_id}, actor.now)
 
 
@@ -457,7 +457,7 @@ async def do_update_task(db: Database, actor: Actor, subject: Subject, task_id: 
         b, a = _diff(_snapshot(subject, "tasks", task), _snapshot(subject, "tasks", {**task, **changes}))
         if not a:
             return
-        before = await _task_card(tx, task)
+        before = await task_card(tx, task)
         await rows.update(tx, "tasks", task_id, changes, actor.now)
         await _log(tx, actor, "tasks", "updated", task_id, {"before": b, "after": a})
         await emit_task(tx, actor, "task.updated", await rows.get(tx, "tasks", task_id), before=before,
