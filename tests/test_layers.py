@@ -92,3 +92,27 @@ def f(table, n):
     return a, b, c
 '''
     assert [line for line, _ in _sql_literals(probe)] == [4, 5]
+
+
+async def test_the_sqlite_store_is_a_store(tmp_path):
+    """``inbox/store/interface.py`` is the contract a second backend implements; the SQLite one meets
+    its shape (the behaviour is what the rest of the suite checks)."""
+    from inbox.store.db import Database, Tx
+    from inbox.store.interface import EventBus, Reads, Store
+    from inbox.store.interface import Tx as TxProtocol
+
+    db = Database(tmp_path / "shape.sqlite3")
+    await db.open()
+    try:
+        assert isinstance(db, Store) and isinstance(db, Reads) and isinstance(db.bus, EventBus)
+        seen = []
+        db.bus.subscribe(seen.append)
+
+        async def job(tx: Tx) -> None:
+            assert isinstance(tx, TxProtocol)
+            tx.on_commit(lambda: tx.publish("committed"))
+
+        await db.write(job)
+        assert seen == ["committed"]
+    finally:
+        await db.close()

@@ -42,6 +42,7 @@ class Outbound:
     def __init__(self, db: Database, config: Config, sealer: Sealer, files: MediaStore) -> None:
         self.db, self.config, self.sealer, self.files = db, config, sealer, files
         self._wake = asyncio.Event()
+        self._stopping = False
         self._rows: set[int] = set()
         self._lanes: set[tuple[str, int]] = set()
         self._targets: Counter[tuple[str, int]] = Counter()
@@ -63,6 +64,8 @@ class Outbound:
         self._runner = asyncio.create_task(self._run(), name="outbound")
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         self.db.nudges.pop(outbox.OUTBOX, None)
         tasks = [t for t in (self._runner, *self._tasks) if t is not None]
         for task in tasks:
@@ -86,15 +89,18 @@ class Outbound:
         raise ValueError(f"no sender for {row['kind']!r}")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 sleep = await self._scan()
             except Exception:  # a failed read: log it and look again later, never stop delivering
                 log.exception("outbox scan failed")
                 sleep = COOLDOWN_SECONDS
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancellation that meets the wake-up in
+            # the same step is swallowed by wait_for, and stop() then waited for the next wake.
             try:
-                await asyncio.wait_for(self._wake.wait(), sleep)
+                async with asyncio.timeout(sleep):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

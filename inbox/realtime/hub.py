@@ -65,7 +65,7 @@ class Hub:
     async def start(self) -> None:
         self.defs = await load_defs(self.db)
         self.policy = await security_rows.settings(self.db)
-        self.db.listeners.append(self._inbox.put_nowait)
+        self.db.bus.subscribe(self._inbox.put_nowait)
         self._tasks = [asyncio.create_task(self._dispatch(), name="hub-dispatch"),
                        asyncio.create_task(self._sweep(), name="hub-sweep"),
                        asyncio.create_task(self._prune(), name="hub-prune")]

@@ -40,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
+from .bus import LocalBus
+from .interface import EventBus
 from .migrate import apply_migrations
 from .rowcache import RowCache
 from .space import out_of_space
@@ -63,13 +65,13 @@ _SUSPENDED = ("a write job awaited something other than its Tx; jobs may only aw
 class Tx:
     """The write connection as seen by one job, inside its savepoint. Used only in the writer thread."""
 
-    __slots__ = ("_conn", "_after_commit", "_listeners", "_nudges")
+    __slots__ = ("_conn", "_after_commit", "_bus", "_nudges")
 
-    def __init__(self, conn: sqlite3.Connection, listeners: list[Callable[[Any], None]] | None = None,
+    def __init__(self, conn: sqlite3.Connection, bus: EventBus | None = None,
                  nudges: dict[str, Callable[[], None]] | None = None) -> None:
         self._conn = conn
         self._after_commit: list[Callable[[], Any]] = []
-        self._listeners = listeners if listeners is not None else []
+        self._bus = bus if bus is not None else LocalBus()
         self._nudges = nudges if nudges is not None else {}
 
     async def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
@@ -103,10 +105,9 @@ class Tx:
             self._after_commit.append(waker)
 
     def publish(self, event: Any) -> None:
-        """Hand a committed event to the database's listeners (the websocket hub, or a broker).
-        Call it from an ``on_commit`` callback: listeners live on the event loop."""
-        for listener in self._listeners:
-            listener(event)
+        """Hand a committed event to the database's bus (the websocket hub listens there). Call it
+        from an ``on_commit`` callback: listeners live on the event loop."""
+        self._bus.publish(event)
 
 
 class _Job:
@@ -154,7 +155,7 @@ def _drive(awaitable: Awaitable[T]) -> T:
     raise RuntimeError(_SUSPENDED)
 
 
-def run_batch_sync(conn: sqlite3.Connection, batch: list[_Job], listeners: list[Callable[[Any], None]],
+def run_batch_sync(conn: sqlite3.Connection, batch: list[_Job], bus: EventBus,
                    nudges: dict[str, Callable[[], None]] | None = None
                    ) -> list[tuple[_Job, Tx, Any, BaseException | None]]:
     """One transaction for the whole batch, in the writer thread. Returns each job's outcome; raises
@@ -163,7 +164,7 @@ def run_batch_sync(conn: sqlite3.Connection, batch: list[_Job], listeners: list[
     try:
         conn.execute("BEGIN IMMEDIATE")
         for job in batch:
-            tx = Tx(conn, listeners, nudges)
+            tx = Tx(conn, bus, nudges)
             conn.execute("SAVEPOINT job")
             try:
                 result = _drive(job.fn(tx))
@@ -210,9 +211,9 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rows = RowCache()  # channels and inboxes, for webhooks: see rowcache.py
         self.commits = 0  # observable group-commit behaviour for benchmarks and metrics
-        # Called with each committed event, in commit order: the seam for fan-out (in-process hub
-        # today; a Redis or PostgreSQL NOTIFY publisher when several processes serve one workspace).
-        self.listeners: list[Callable[[Any], None]] = []
+        # Each committed event, in commit order (``Tx.publish``): the seam for fan-out, in process
+        # today; a bus across processes (issue 15) implements the same ``interface.EventBus``.
+        self.bus: EventBus = LocalBus()
         self.nudges: dict[str, Callable[[], None]] = {}  # see Tx.nudge
 
     async def open(self) -> None:
@@ -308,7 +309,7 @@ class Database:
     async def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            outcomes = await loop.run_in_executor(self._write_thread, run_batch_sync, conn, batch, self.listeners,
+            outcomes = await loop.run_in_executor(self._write_thread, run_batch_sync, conn, batch, self.bus,
                                                  self.nudges)
         except Exception as exc:
             self.rows.settle()
