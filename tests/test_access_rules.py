@@ -117,3 +117,33 @@ async def test_the_task_list_query_and_the_task_predicate_agree(api, admin, seed
         seen_some |= bool(expected)
         seen_none |= len(expected) < len(cards)
     assert seen_some and seen_none
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+async def test_the_inbox_list_and_the_email_predicate_agree(api, admin, seed):
+    """Rule 8 likewise: ``GET /inboxes`` (membership read in SQL) lists exactly the inboxes whose
+    emails ``auth.access.email_visible`` admits, and ``GET /inboxes/{id}/emails`` answers 200 for
+    those and the 404 of a missing inbox for the others."""
+    from auth.access import email_visible
+    from inbox.store import inboxes as inbox_rows
+
+    rng = random.Random(seed)
+    users = [await api.add_user(admin, f"M{i}", rights={"mail_access": rng.random() < 0.6}) for i in range(6)]
+    inboxes = []
+    for i in range(5):
+        members = [u.user_id for u in users if rng.random() < 0.4]
+        r = await api.post("/api/v1/inboxes", {"name": f"I{i}", "user_ids": members}, who=admin)
+        assert r.status == 201, r.body
+        inboxes.append(r.body["id"])
+    seen_some = seen_none = False
+    for user in users:
+        subject = await load_subject(api.db, user.user_id, is_admin=False)
+        expected = {i for i in inboxes if email_visible(subject, await inbox_rows.members_of(api.db, i))}
+        listed = {i["id"] for i in (await api.get("/api/v1/inboxes", who=user)).body["items"]}
+        assert listed == expected, f"user {user.name} (seed {seed})"
+        for inbox_id in inboxes:
+            status = (await api.get(f"/api/v1/inboxes/{inbox_id}/emails", who=user)).status
+            assert status == (200 if inbox_id in expected else 404), (user.name, inbox_id)
+        seen_some |= bool(expected)
+        seen_none |= len(expected) < len(inboxes)
+    assert seen_some and seen_none
