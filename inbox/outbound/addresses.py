@@ -104,16 +104,12 @@ async def resolution_problem(url: str) -> str | None:
     """What is wrong with where a URL's host name points now (for a 422 when it is set)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if _literal(host) is not None:
+    if _literal(host) is not None:  # literals were judged by url_problem
         return None
-    try:
-        found = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
-            host, parts.port or 443, type=socket.SOCK_STREAM), RESOLVE_SECONDS)
-    except TimeoutError:
-        return f"{host} did not resolve within {RESOLVE_SECONDS:g} s"
-    except OSError as exc:
-        return f"{host} does not resolve ({exc})"
-    private = sorted({entry[4][0] for entry in found if not public(entry[4][0])})
+    found = await _resolve(host, parts.port or 443)
+    if isinstance(found, str):
+        return found
+    private = [address for address in found if not public(address)]
     if private:
         return f"{host} resolves to {', '.join(private)}, which is not public"
     return None

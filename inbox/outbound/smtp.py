@@ -16,8 +16,6 @@ import aiosmtplib
 from .addresses import PrivateAddress, public
 from .policy import Verdict
 
-SECURITY = ("starttls", "tls", "none")
-
 
 async def _connect(host: str, port: int, *, allow_private: bool, timeout: float) -> socket.socket:
     loop = asyncio.get_running_loop()

@@ -88,10 +88,6 @@ async def _promote(tx: Tx, kind: str, lane: int, target_id: int, now: float) -> 
         tx.nudge(OUTBOX)
 
 
-async def pending_for(db: Database | Tx, kind: str, item_id: int) -> bool:
-    return await db.fetchval("SELECT 1 FROM outbox WHERE kind = ? AND item_id = ?", (kind, item_id)) is not None
-
-
 # --- targets: consecutive failures and pauses ---
 
 async def target(db: Database | Tx, kind: str, target_id: int) -> dict[str, Any]:
