@@ -16,12 +16,12 @@ from ..store import inboxes as inbox_rows
 from ..store import records as record_rows
 from ..store import users as user_rows
 from ..store.db import Database, Tx
-from ..times import iso
 from . import workflow
 from .context import Actor
 from .ingest import new_secret
 from .media import insert_media
 from .people import access_changed
+from .render import sending_state
 
 members_of = inbox_rows.members_of
 
@@ -46,11 +46,9 @@ async def require_inbox(db: Database | Tx, subject: Subject, inbox_id: int) -> t
 def outgoing_json(row, state: dict[str, Any] | None = None) -> dict[str, Any]:
     """An inbox's outgoing settings as admins see them: never the password, only whether there is
     one; with its sending state (``store.outbox.target``)."""
-    state = state or {}
     return {"address": row["address"], "display_name": row["display_name"], "host": row["smtp_host"],
             "port": row["smtp_port"], "security": row["smtp_security"], "username": row["smtp_username"],
-            "has_password": row["smtp_password_sealed"] is not None, "paused_at": iso(state.get("paused_at")),
-            "failures": state.get("failures", 0), "last_error": state.get("last_error")}
+            "has_password": row["smtp_password_sealed"] is not None, **sending_state(state)}
 
 
 async def do_set_outgoing(db: Database, sealer: Sealer, actor: Actor, inbox_id: int, settings: dict[str, Any],

@@ -21,12 +21,12 @@ from ..store import chats as chat_rows
 from ..store import emails as mail_rows
 from ..store import records as record_rows
 from ..store.db import Database, Tx
-from ..times import iso
 from . import workflow
 from .chats import emit_message, facts_on_channel
 from .context import Actor
 from .media import insert_media
 from .records import check_user, emit_lead, new_lead_card
+from .render import sending_state
 
 
 def new_secret() -> str:
@@ -45,11 +45,9 @@ def secrets_of(sealer: Sealer, channel, now: float) -> list[str]:
 
 def channel_json(row, state: dict[str, Any] | None = None) -> dict[str, Any]:
     """A channel, with its outbound state (``store.outbox.target``): paused, and failures in a row."""
-    state = state or {}
     return {"id": row["id"], "name": row["name"], "pipeline_id": row["pipeline_id"],
             "responsible_user_id": row["responsible_user_id"], "webhook": f"/hooks/chat/{row['id']}",
-            "outbound_url": row["outbound_url"], "paused_at": iso(state.get("paused_at")),
-            "failures": state.get("failures", 0), "last_error": state.get("last_error")}
+            "outbound_url": row["outbound_url"], **sending_state(state)}
 
 
 async def do_update_channel(db: Database, actor: Actor, channel_id: int, changes: dict[str, Any]) -> None:

@@ -89,3 +89,11 @@ def _delivery(row) -> dict[str, Any]:
     return {"direction": get("direction", "incoming"), "cc": orjson.loads(cc) if isinstance(cc, str) else cc,
             "author_user_id": get("author_user_id"), "status": get("status"), "attempts": get("attempts", 0),
             "last_code": get("last_code"), "last_error": get("last_error")}
+
+
+def sending_state(state: dict[str, Any] | None) -> dict[str, Any]:
+    """A channel's or inbox's delivery state (``store.outbox.target``): paused since when, failed
+    attempts in a row, and the last error."""
+    state = state or {}
+    return {"paused_at": iso(state.get("paused_at")), "failures": state.get("failures", 0),
+            "last_error": state.get("last_error")}

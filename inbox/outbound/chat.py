@@ -20,12 +20,12 @@ from ..actions.context import Actor
 from ..config import Config
 from ..errors import conflict, not_found
 from ..sealing import Sealer
-from ..store import activity, events, outbox
 from ..store import chats as rows
+from ..store import events, outbox
 from ..store.db import Database, Tx
 from ..times import iso
 from .addresses import PrivateAddress, check_literal
-from .outcomes import RANK, Attempt, Kind
+from .outcomes import RANK, Attempt, Kind, requeue
 
 PAYLOAD_VERSION = 1
 ANSWER_BYTES = 64 * 1024   # of a receiver's answer, read for its id or its reason
@@ -182,14 +182,8 @@ async def do_retry(db: Database, actor: Actor, subject: Subject, conversation_id
             raise conflict("Only an agent's reply on a channel is sent out, so only such a message can be retried.")
         if message["status"] != "failed":
             raise conflict(f"The message is {message['status']}; only a failed message can be retried.")
-        await outbox.enqueue(tx, kind="chat", target_id=conversation["channel_id"], item_id=message_id,
-                             lane=conversation_id, webhook_id=message["webhook_id"], now=actor.now)
-        updated = await rows.set_delivery(tx, message_id, status="queued", attempted=False, code=None,
-                                          error=message["last_error"])
-        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="message.retried",
-                              object_type="message", object_id=message_id,
-                              data={"conversation_id": conversation_id, "webhook_id": message["webhook_id"]})
-        await emit_status(tx, updated, actor.now)
-        return updated
+        return await requeue(tx, KIND, actor, message, target_id=conversation["channel_id"], lane=conversation_id,
+                             webhook_id=message["webhook_id"], noun="message",
+                             data={"conversation_id": conversation_id, "webhook_id": message["webhook_id"]})
 
     return await db.write(job)

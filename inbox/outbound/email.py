@@ -17,12 +17,12 @@ from ..actions.inboxes import members_of, require_inbox
 from ..config import Config
 from ..errors import conflict, not_found
 from ..sealing import Sealer
-from ..store import activity, emails, events, outbox
 from ..store import chats as chat_rows
+from ..store import emails, events, outbox
 from ..store.db import Database, Tx
 from . import smtp
 from .compose import compose, new_message_id, references, reply_subject
-from .outcomes import Attempt, Kind
+from .outcomes import Attempt, Kind, requeue
 
 
 async def do_reply(db: Database, actor: Actor, subject: Subject, inbox_id: int, thread_id: int, *, text: str,
@@ -110,13 +110,7 @@ async def do_retry(db: Database, actor: Actor, subject: Subject, inbox_id: int, 
             raise conflict("Only an email the inbox sent can be sent again.")
         if email["status"] != "failed":
             raise conflict(f"The email is {email['status']}; only a failed email can be retried.")
-        await outbox.enqueue(tx, kind="email", target_id=inbox_id, item_id=email_id, lane=thread_id,
-                             webhook_id=email["message_id"], now=actor.now)
-        updated = await emails.set_delivery(tx, email_id, status="queued", attempted=False, code=None,
-                                            error=email["last_error"])
-        await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type="email.retried",
-                              object_type="email", object_id=email_id, data={"thread_id": thread_id})
-        await emit_status(tx, updated, actor.now)
-        return updated
+        return await requeue(tx, KIND, actor, email, target_id=inbox_id, lane=thread_id,
+                             webhook_id=email["message_id"], noun="email", data={"thread_id": thread_id})
 
     return await db.write(job)

@@ -87,6 +87,21 @@ async def record(db: Database, config: Config, kind: Kind, outbox_id: int, resul
     await db.write(job)
 
 
+async def requeue(tx: Tx, kind: Kind, actor: Actor, item: dict[str, Any], *, target_id: int, lane: int,
+                  webhook_id: str, noun: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Queue a failed item again by hand, with the id it always had (the receiver recognises the new
+    attempt as the same item): back to ``queued``, an ``<noun>.retried`` activity entry, a status
+    event. Returns the item as it now is."""
+    await outbox.enqueue(tx, kind=kind.name, target_id=target_id, item_id=item["id"], lane=lane,
+                         webhook_id=webhook_id, now=actor.now)
+    updated = await kind.set_delivery(tx, item["id"], status="queued", attempted=False, code=None,
+                                      error=item["last_error"])
+    await activity.append(tx, at=actor.now, actor_id=actor.user_id, ip=actor.ip, type=f"{noun}.retried",
+                          object_type=noun, object_id=item["id"], data=data)
+    await kind.emit(tx, updated, actor.now)
+    return updated
+
+
 async def _count_failure(tx: Tx, config: Config, kind: Kind, target_id: int, error: str, now: float) -> None:
     failures = await outbox.failed(tx, kind.name, target_id, error)
     if failures < config.outbound_pause_after or not await outbox.pause(tx, kind.name, target_id, now):
