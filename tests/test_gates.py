@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import json
 from collections import Counter
+from typing import Any
 
 import aiohttp
 import pyotp
@@ -33,13 +34,15 @@ def config_overrides() -> dict:
     return PROXY
 
 
-async def parallel(api, requests: list[tuple[str, str, dict, dict]]) -> list[tuple[int, dict]]:
-    """Send every (method, path, json, headers) at once, each on its own connection."""
+async def parallel(api, requests: list[tuple[str, str, Any, dict]]) -> list[tuple[int, dict]]:
+    """Send every (method, path, body, headers) at once, each on its own connection. A body of bytes
+    is sent as it is (a signed webhook), anything else as JSON (None: no body)."""
     base = str(api.client.make_url("/"))
     async with aiohttp.ClientSession(base_url=base, connector=aiohttp.TCPConnector(limit=0),
                                      cookie_jar=aiohttp.DummyCookieJar()) as session:
         async def one(method, path, body, headers):
-            async with session.request(method, path, json=body, headers=headers) as resp:
+            sent = {"data": body} if isinstance(body, bytes) else {"json": body}
+            async with session.request(method, path, headers=headers, **sent) as resp:
                 return resp.status, await resp.json(content_type=None)
 
         return await asyncio.gather(*(one(*r) for r in requests))

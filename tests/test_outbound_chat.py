@@ -12,6 +12,7 @@ import pytest
 from provider import Answer, Provider, signed_status
 
 from conftest import FAST_HASHING, Clock
+from test_gates import parallel
 from test_ingest import deliver, make_channel, message, png
 from test_realtime import close_clients, connect  # noqa: F401  (the fixture closes the test's sockets)
 
@@ -431,20 +432,6 @@ async def test_a_dead_channel_with_a_long_queue_does_not_starve_the_others(api, 
     assert len(provider.received) == 2  # the dead channel still holds only its two slots
 
 
-async def _all_at_once(api, requests: list[tuple[str, str, bytes | None, dict]]) -> list[tuple[int, dict]]:
-    """Every (method, path, body, headers) at once, each on its own connection."""
-    import aiohttp
-
-    base = str(api.client.make_url("/"))
-    async with aiohttp.ClientSession(base_url=base, connector=aiohttp.TCPConnector(limit=0),
-                                     cookie_jar=aiohttp.DummyCookieJar()) as session:
-        async def one(method, path, body, headers):
-            async with session.request(method, path, data=body, headers=headers) as resp:
-                return resp.status, await resp.json(content_type=None)
-
-        return await asyncio.gather(*(one(*r) for r in requests))
-
-
 async def test_200_parallel_retries_queue_one_attempt_and_200_callbacks_change_once(api, admin, provider):
     chat = await wired(api, admin, provider)
     provider.script = [Answer(400, {"error": "try me again"})]
@@ -453,13 +440,13 @@ async def test_200_parallel_retries_queue_one_attempt_and_200_callbacks_change_o
     await settled(api, admin, chat["conversation_id"], mid, "failed")
     path = f"/api/v1/chats/{chat['conversation_id']}/messages/{mid}/retry"
     auth = {"Authorization": f"Bearer {admin.token}"}
-    answers = await _all_at_once(api, [("POST", path, None, auth)] * 200)
+    answers = await parallel(api, [("POST", path, None, auth)] * 200)
     assert sorted(status for status, _ in answers) == [200] + [409] * 199
     await settled(api, admin, chat["conversation_id"], mid, "sent")
     await asyncio.sleep(0.3)
     assert len(provider.received) == 2 and len({g.webhook_id for g in provider.received}) == 1
     body, headers = signed_status(chat["secret"], {"message_id": mid, "status": "delivered"}, api.clock.now)
-    answers = await _all_at_once(api, [("POST", f"/hooks/chat/{chat['channel']['id']}/status", body, headers)] * 200)
+    answers = await parallel(api, [("POST", f"/hooks/chat/{chat['channel']['id']}/status", body, headers)] * 200)
     assert all(status == 200 for status, _ in answers)
     assert sum(1 for _, b in answers if b["changed"]) == 1
     statuses = (await api.rows("SELECT count(*) FROM events WHERE type = 'message.status'"))[0][0]
